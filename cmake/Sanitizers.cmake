@@ -1,0 +1,11 @@
+# POOLWATCH_SANITIZE=address,undefined | thread — applied to every target of this build tree,
+# since a sanitizer runtime must see the whole program.
+set(POOLWATCH_SANITIZE "" CACHE STRING "Sanitizers: address,undefined or thread (empty: none)")
+if(POOLWATCH_SANITIZE)
+  if(POOLWATCH_SANITIZE MATCHES "thread" AND POOLWATCH_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "POOLWATCH_SANITIZE: thread cannot be combined with address")
+  endif()
+  set(_pw_san_flags -fsanitize=${POOLWATCH_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_compile_options(${_pw_san_flags})
+  add_link_options(${_pw_san_flags})
+endif()

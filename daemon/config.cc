@@ -1,0 +1,239 @@
+#include "config.h"
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace poolwatch::daemon {
+
+namespace {
+
+using nlohmann::json;
+
+// Names what was found; containers by kind only (dumping one could recurse without bound).
+std::string Describe(const json& value) {
+  if (value.is_object()) return "an object";
+  if (value.is_array()) return "an array";
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+// Walks one JSON object, remembering which keys were read, so that Finish() can refuse the rest.
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string path) : object_(object), path_(std::move(path)) {
+    if (!object_.is_object()) Fail(path_.empty() ? "<root>" : path_, "must be an object", object_);
+  }
+
+  template <typename T>
+  void Integer(const char* key, T& out, std::uint64_t min, std::uint64_t max) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    const bool integral = value->is_number_unsigned() ||
+                          (value->is_number_integer() && value->get<std::int64_t>() >= 0);
+    if (!integral || value->get<std::uint64_t>() < min || value->get<std::uint64_t>() > max) {
+      Fail(Path(key),
+           "must be an integer from " + std::to_string(min) + " to " + std::to_string(max), *value);
+    }
+    out = static_cast<T>(value->get<std::uint64_t>());
+  }
+
+  void Number(const char* key, double& out, double min, double max) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_number() || !(value->get<double>() >= min && value->get<double>() <= max)) {
+      std::ostringstream range;
+      range << "must be a number from " << min << " to " << max;
+      Fail(Path(key), range.str(), *value);
+    }
+    out = value->get<double>();
+  }
+
+  void Seconds(const char* key, std::chrono::milliseconds& out, double min, double max) {
+    double seconds = std::chrono::duration<double>(out).count();
+    Number(key, seconds, min, max);
+    out = std::chrono::milliseconds{std::llround(seconds * 1000)};
+  }
+
+  // A string, checked by `valid` (which says what it must be on failure).
+  void String(const char* key, std::string& out,
+              const std::function<bool(const std::string&)>& valid = nullptr,
+              const char* expected = "a string") {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_string() || (valid && !valid(value->get<std::string>()))) {
+      Fail(Path(key), std::string("must be ") + expected, *value);
+    }
+    out = value->get<std::string>();
+  }
+
+  // Reads the nested object at `key`, if present, with `read`.
+  void Object(const char* key, const std::function<void(ObjectReader&)>& read) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    ObjectReader nested(*value, Path(key));
+    read(nested);
+    nested.Finish();
+  }
+
+  void Finish() const {
+    for (const auto& [key, value] : object_.items()) {
+      if (!seen_.contains(key)) Fail(Path(key), "unknown key", value);
+    }
+  }
+
+  std::string Path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  [[noreturn]] static void Fail(const std::string& path, const std::string& reason,
+                                const json& value) {
+    throw ConfigError(path + ": " + reason + ", got " + Describe(value));
+  }
+
+ private:
+  const json* Find(const char* key) {
+    seen_.insert(key);
+    const auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  const json& object_;
+  std::string path_;
+  std::set<std::string, std::less<>> seen_;
+};
+
+constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+
+}  // namespace
+
+bool IsLogLevel(std::string_view level) {
+  for (std::string_view known : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    if (level == known) return true;
+  }
+  return false;
+}
+
+ListenAddress ParseListenAddress(std::string_view text, std::string_view key) {
+  const auto fail = [&] {
+    throw ConfigError(std::string(key) + ": must be HOST:PORT, [IPV6]:PORT or :PORT, got \"" +
+                      std::string(text) + "\"");
+  };
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) fail();
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    fail();  // a bare IPv6 literal is ambiguous
+  }
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
+      port > 65535) {
+    fail();
+  }
+  return {std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+Config ParseConfig(std::string_view text, std::string_view origin) {
+  if (text.size() > kMaxConfigBytes) {
+    throw ConfigError(std::string(origin) + ": larger than " + std::to_string(kMaxConfigBytes) +
+                      " bytes");
+  }
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    throw ConfigError(std::string(origin) + ": empty, expected a JSON object");
+  }
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(std::string(origin) + ": not valid JSON: " + e.what());
+  }
+
+  Config config;
+  ObjectReader reader(root, "");
+  reader.Object("http", [&](ObjectReader& http) {
+    http.String(
+        "listen", config.http.listen,
+        [](const std::string& s) {
+          try {
+            ParseListenAddress(s);
+            return true;
+          } catch (const ConfigError&) {
+            return false;
+          }
+        },
+        "HOST:PORT, [IPV6]:PORT or :PORT");
+    http.Integer("max_request_bytes", config.http.max_request_bytes, 512, 1 << 20);
+    http.Seconds("header_timeout_seconds", config.http.header_timeout, 0.1, 3600);
+    http.Seconds("idle_timeout_seconds", config.http.idle_timeout, 0.1, 3600);
+    http.Integer("max_connections", config.http.max_connections, 1, 100000);
+  });
+  reader.Object("log", [&](ObjectReader& log) {
+    log.String("level", config.log.level, IsLogLevel,
+               "one of trace, debug, info, warn, error, critical, off");
+    std::string format = config.log.format == LogFormat::kJson ? "json" : "text";
+    log.String(
+        "format", format, [](const std::string& s) { return s == "text" || s == "json"; },
+        R"("text" or "json")");
+    config.log.format = format == "json" ? LogFormat::kJson : LogFormat::kText;
+  });
+  reader.Object("loop", [&](ObjectReader& loop) {
+    loop.Number("tick_hz", config.tick_hz, 1, 10000);
+    loop.Integer("snapshot_interval_frames", config.health.snapshot_interval_frames, 1, 100000);
+  });
+  reader.Object("pool", [&](ObjectReader& pool) {
+    pool.String(
+        "name", config.pool_name, [](const std::string& s) { return !s.empty() && s.size() <= 64; },
+        "a non-empty string of at most 64 characters");
+    pool.Integer("max_bytes", config.pool.max_bytes, 0, 1ULL << 40);
+    pool.Integer("trim_idle_frames", config.pool.trim_idle_frames, 0, kU32Max);
+  });
+  reader.Object("workload", [&](ObjectReader& workload) {
+    WorkloadOptions& w = config.workload;
+    std::string scenario(ScenarioName(w.scenario));
+    workload.String(
+        "scenario", scenario, [](const std::string& s) { return ParseScenario(s).has_value(); },
+        "one of steady, leak, bloat, spike");
+    w.scenario = *ParseScenario(scenario);
+    workload.Integer("particles", w.particles, 1, 1 << 22);
+    workload.Integer("leak_buffers_per_frame", w.leak_buffers_per_frame, 0, 10000);
+    workload.Integer("leak_buffer_elements", w.leak_buffer_elements, 1, 1 << 24);
+    workload.Integer("bloat_every_frames", w.bloat_every_frames, 1, kU32Max);
+    workload.Integer("spike_every_frames", w.spike_every_frames, 1, kU32Max);
+    workload.Integer("spike_factor", w.spike_factor, 1, 1000);
+  });
+  reader.Finish();
+  return config;
+}
+
+Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw ConfigError(path + ": cannot be opened for reading");
+  std::string text;
+  // Read at most one byte past the limit: a huge or endless file is refused, not slurped.
+  text.resize(kMaxConfigBytes + 1);
+  file.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (file.bad()) throw ConfigError(path + ": read error");
+  text.resize(static_cast<std::size_t>(file.gcount()));
+  Config config = ParseConfig(text, path);
+
+  if (overrides.listen) {
+    ParseListenAddress(*overrides.listen, "--listen");
+    config.http.listen = *overrides.listen;
+  }
+  if (overrides.log_level) config.log.level = *overrides.log_level;
+  if (overrides.scenario) config.workload.scenario = *ParseScenario(*overrides.scenario);
+  return config;
+}
+
+}  // namespace poolwatch::daemon

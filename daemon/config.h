@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "poolwatch/buffer_pool.h"
+#include "poolwatch/health_monitor.h"
+#include "poolwatch/reference_workload.h"
+
+namespace poolwatch::daemon {
+
+// A configuration that cannot be used. what() names the key path and the reason, e.g.
+// "pool.max_bytes: must be an integer from 0 to 1099511627776, got -1".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class LogFormat : std::uint8_t { kText, kJson };
+
+struct HttpOptions {
+  std::string listen = ":9720";
+  std::size_t max_request_bytes = 8192;  // request line, headers and body together
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::size_t max_connections = 64;
+};
+
+struct LogOptions {
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  LogFormat format = LogFormat::kText;
+};
+
+struct Config {
+  HttpOptions http;
+  LogOptions log;
+  double tick_hz = 60;
+  HealthMonitorOptions health;
+  std::string pool_name = "reference";
+  PoolOptions pool{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
+  WorkloadOptions workload;
+
+  std::chrono::nanoseconds TickPeriod() const {
+    return std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 / tick_hz)};
+  }
+};
+
+// Flags that override the file (and keep overriding it on every reload).
+struct ConfigOverrides {
+  std::optional<std::string> listen;
+  std::optional<std::string> log_level;
+  std::optional<std::string> scenario;
+};
+
+// Refuses anything larger: a config is a few hundred bytes.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+// Parses and validates a JSON config; unknown keys are errors. `origin` prefixes JSON syntax
+// errors (a file name). Throws ConfigError.
+Config ParseConfig(std::string_view text, std::string_view origin = "config");
+
+// Reads, parses and validates the file, then applies the overrides. Throws ConfigError.
+Config LoadConfig(const std::string& path, const ConfigOverrides& overrides = {});
+
+// Host and port of a listen address: "HOST:PORT", "[V6]:PORT", or ":PORT" for all interfaces.
+struct ListenAddress {
+  std::string host;  // empty: all interfaces
+  std::uint16_t port = 0;
+};
+// Throws ConfigError naming `key`.
+ListenAddress ParseListenAddress(std::string_view text, std::string_view key = "http.listen");
+
+bool IsLogLevel(std::string_view level);
+
+}  // namespace poolwatch::daemon

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config.h"
+#include "http_handler.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace poolwatch::daemon {
+
+// An HTTP/1.1 server (Boost.Beast) that answers every request with an HttpHandler. It runs on
+// the io_context's thread and never touches the tick loop. Limits: request size, time to
+// receive a request (header_timeout for a connection's first, idle_timeout for later ones on
+// a kept-alive connection) and concurrent connections (over the limit: 503 and close).
+//
+// Thread-safety: construct, Start() and Stop() on one thread, or Stop() from a handler running
+// on the io_context.
+class HttpServer {
+ public:
+  // Binds and listens at once. Throws std::runtime_error naming the address when it cannot
+  // (address in use, permission, unknown host).
+  HttpServer(boost::asio::io_context& io, const ListenAddress& address, const HttpOptions& limits,
+             const HttpHandler& handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  void Start();  // starts accepting connections
+  void Stop();   // stops accepting; open connections end when the io_context stops
+
+  std::uint16_t port() const;         // the bound port (the real one when asked for port 0)
+  std::string local_address() const;  // e.g. "127.0.0.1:9720"
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace poolwatch::daemon

@@ -1,0 +1,226 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "poolwatch/buffer_format.h"
+
+namespace poolwatch {
+
+// Identifies one buffer handed out by a BufferPool. The generation makes a stale id (its buffer
+// already returned and handed out again) harmless: Release() refuses it.
+struct BufferId {
+  static constexpr std::uint32_t kInvalidSlot = std::numeric_limits<std::uint32_t>::max();
+  std::uint32_t slot = kInvalidSlot;
+  std::uint32_t generation = 0;
+
+  bool valid() const { return slot != kInvalidSlot; }
+  friend bool operator==(const BufferId&, const BufferId&) = default;
+};
+
+// A non-owning view of pool memory, valid until the buffer returns to the pool (frame-scoped
+// buffers at ReleaseAll(), held buffers at Release()). Empty (false) when the pool refused.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(std::byte* data, std::size_t size_bytes, BufferFormat format, std::uint32_t count,
+         BufferId id)
+      : data_(data), size_bytes_(size_bytes), format_(format), count_(count), id_(id) {}
+
+  std::byte* data() const { return data_; }
+  std::size_t size_bytes() const { return size_bytes_; }
+  BufferFormat format() const { return format_; }
+  std::uint32_t count() const { return count_; }
+  BufferId id() const { return id_; }
+  explicit operator bool() const { return data_ != nullptr; }
+
+  // The memory as elements of T. Pool memory is aligned for any scalar or SIMD type; T must be
+  // an implicit-lifetime type (plain numbers or aggregates of them).
+  template <typename T>
+  std::span<T> As() const {
+    return {reinterpret_cast<T*>(data_), size_bytes_ / sizeof(T)};
+  }
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t size_bytes_ = 0;
+  BufferFormat format_ = BufferFormat::kU8;
+  std::uint32_t count_ = 0;
+  BufferId id_;
+};
+
+struct PoolOptions {
+  // Upper bound on pooled bytes (free + in use); 0 means no cap. An allocation that would need
+  // new memory beyond it is refused and counted in allocation_failures_total.
+  std::uint64_t max_bytes = 0;
+  // Free buffers of a key not used for this many frames are freed at ReleaseAll(); a key left
+  // with no buffers at all disappears. 0 disables trimming.
+  std::uint32_t trim_idle_frames = 0;
+};
+
+// Allocations and releases of one completed frame.
+struct PoolFrameStats {
+  std::uint64_t frame = 0;  // index of the sealed frame, counting from 0
+  std::uint64_t allocations = 0;
+  std::uint64_t releases = 0;
+
+  std::int64_t Imbalance() const {
+    return static_cast<std::int64_t>(allocations) - static_cast<std::int64_t>(releases);
+  }
+};
+
+// The pool's numbers as of the end of the last completed frame.
+struct PoolStats {
+  PoolFrameStats last_frame;
+  std::uint64_t frames = 0;  // frames sealed so far
+  std::uint64_t allocations_total = 0;
+  std::uint64_t releases_total = 0;
+  std::uint64_t misses_total = 0;
+  std::uint64_t allocation_failures_total = 0;
+  std::uint64_t trimmed_bytes_total = 0;
+  std::uint64_t outstanding_buffers = 0;  // handed out and not returned
+  std::uint64_t pooled_bytes = 0;         // owned by the pool: free + in use
+  std::uint64_t in_use_bytes = 0;         // handed out and not returned
+  std::uint64_t keys = 0;                 // distinct (format, count) keys
+};
+
+// One buffer that is handed out and not yet returned, for leak attribution.
+struct OutstandingBuffer {
+  const char* site = nullptr;  // the static tag given at allocation, or nullptr
+  BufferFormat format = BufferFormat::kU8;
+  std::uint64_t bytes = 0;
+  std::uint64_t frame = 0;  // the frame it was allocated in
+};
+
+// A pool of reusable buffers keyed by (format, element count), instrumented for leak and bloat
+// detection.
+//
+// Frame-scoped buffers come from Alloc() and all return at ReleaseAll(), which ends the frame:
+// it seals the frame's allocation and release counts into Stats() and resets them. Held
+// buffers come from Acquire() and live across frames until Release(); one that is never
+// released is a leak, and shows as allocations exceeding releases and outstanding growth.
+// Pooled and in-use bytes are running sums, so Stats() is O(1) whatever the pool's size.
+//
+// Not thread-safe: one thread (the tick thread) owns the pool. Other threads read copies of
+// Stats() published by the HealthMonitor.
+class BufferPool {
+ public:
+  // Pool memory alignment, enough for any SIMD type.
+  static constexpr std::size_t kAlignment = 64;
+
+  explicit BufferPool(PoolOptions options = {});
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // A frame-scoped buffer of `count` elements, returned to the pool by the next ReleaseAll().
+  // `site` must be a string with static storage (a literal): it is kept, not copied. Returns an
+  // empty Buffer when count is 0 or the byte cap refuses new memory.
+  Buffer Alloc(BufferFormat format, std::uint32_t count, const char* site = nullptr);
+
+  // A buffer held across frames until Release().
+  Buffer Acquire(BufferFormat format, std::uint32_t count, const char* site = nullptr);
+
+  // Returns a held buffer. False (and nothing changes) for an id that is not a currently held
+  // buffer: unknown, stale, frame-scoped, or released already.
+  bool Release(BufferId id);
+
+  // Ends the frame: returns every frame-scoped buffer, trims idle keys, seals the frame's stats.
+  void ReleaseAll();
+
+  // Applies new options; a lower cap frees nothing but refuses new memory until under it.
+  void SetOptions(const PoolOptions& options) { options_ = options; }
+  const PoolOptions& options() const { return options_; }
+
+  // Stats as of the last ReleaseAll(); all zero before the first.
+  const PoolStats& Stats() const { return sealed_; }
+
+  // The frame now being filled (the next to be sealed).
+  std::uint64_t CurrentFrame() const { return frame_; }
+
+  // Calls fn(const OutstandingBuffer&) for every buffer handed out and not returned.
+  // O(outstanding buffers): for diagnosis on request, not for every frame.
+  template <typename Fn>
+  void ForEachOutstanding(Fn&& fn) const {
+    for (std::uint32_t slot : held_) fn(Describe(slot));
+    for (std::uint32_t slot : frame_scoped_) fn(Describe(slot));
+  }
+
+  // Recounts pooled and in-use bytes by walking every buffer. O(buffers): a check of the
+  // running sums for tests and debugging, never used on the tick path.
+  struct Audit {
+    std::uint64_t pooled_bytes = 0;
+    std::uint64_t in_use_bytes = 0;
+    std::uint64_t buffers = 0;
+  };
+  Audit AuditBytes() const;
+
+ private:
+  enum class SlotState : std::uint8_t { kEmpty, kFree, kFrameScoped, kHeld };
+  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+
+  struct Slot {
+    std::byte* memory = nullptr;
+    std::uint64_t frame = 0;  // frame of the allocation that handed it out
+    const char* site = nullptr;
+    std::uint32_t key = kNone;
+    std::uint32_t generation = 0;
+    std::uint32_t held_index = kNone;  // position in held_ while held
+    SlotState state = SlotState::kEmpty;
+  };
+
+  struct Key {
+    std::uint64_t packed = 0;  // PackKey(format, count)
+    std::uint64_t buffer_bytes = 0;
+    BufferFormat format = BufferFormat::kU8;
+    std::uint32_t count = 0;
+    std::vector<std::uint32_t> free;  // free slots of this key
+    std::uint32_t live = 0;           // slots of this key handed out
+    std::uint64_t last_used_frame = 0;
+    // Keys in least-recently-used order, for trimming without scanning every key.
+    std::uint32_t lru_prev = kNone;
+    std::uint32_t lru_next = kNone;
+    bool in_lru = false;
+    bool active = false;
+  };
+
+  static std::uint64_t PackKey(BufferFormat format, std::uint32_t count) {
+    return (static_cast<std::uint64_t>(format) << 32) | count;
+  }
+
+  Buffer Take(BufferFormat format, std::uint32_t count, const char* site, SlotState state);
+  std::uint32_t FindOrAddKey(BufferFormat format, std::uint32_t count);
+  std::uint32_t NewSlot();
+  void ReturnToFreeList(std::uint32_t slot_index);
+  void FreeSlotMemory(std::uint32_t slot_index);
+  void Touch(std::uint32_t key_index);
+  void LruUnlink(std::uint32_t key_index);
+  void Trim();
+  void DropKey(std::uint32_t key_index);
+  Buffer MakeBuffer(std::uint32_t slot_index) const;
+  OutstandingBuffer Describe(std::uint32_t slot_index) const;
+
+  PoolOptions options_;
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> empty_slots_;  // slots without memory, for reuse
+  std::vector<Key> keys_;
+  std::vector<std::uint32_t> empty_keys_;  // inactive entries of keys_, for reuse
+  std::unordered_map<std::uint64_t, std::uint32_t> key_index_;
+  std::uint32_t lru_head_ = kNone;
+  std::uint32_t lru_tail_ = kNone;
+
+  std::vector<std::uint32_t> frame_scoped_;  // slots handed out by Alloc() this frame
+  std::vector<std::uint32_t> held_;          // slots handed out by Acquire()
+
+  std::uint64_t frame_ = 0;
+  std::uint64_t frame_allocations_ = 0;
+  std::uint64_t frame_releases_ = 0;
+  PoolStats live_;    // running totals; its last_frame is unused
+  PoolStats sealed_;  // copy of live_ taken at ReleaseAll()
+};
+
+}  // namespace poolwatch

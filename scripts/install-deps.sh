@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what poolwatch needs from Debian bookworm's packages, and nothing already there.
+#   scripts/install-deps.sh build    compiler toolchain and libraries (also the Dockerfile's)
+#   scripts/install-deps.sh test     build + the real peers and tools the test suite runs
+set -euo pipefail
+
+what=${1:-build}
+build_packages=(
+  g++ cmake ninja-build git
+  libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
+)
+test_packages=(
+  libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
+  prometheus prometheus-alertmanager curl
+)
+case "$what" in
+  build) packages=("${build_packages[@]}") ;;
+  test) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,314 @@
+// The real poolwatchd binary, started as a child process and talked to over real HTTP.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <string>
+#include <thread>
+
+#include "daemon_process.h"
+#include "gunzip.h"
+#include "http_client.h"
+
+namespace poolwatch::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Every metric of the contract table in design.md.
+const std::vector<std::string> kContractMetrics = {
+    "poolwatch_pool_frame_allocations",
+    "poolwatch_pool_frame_releases",
+    "poolwatch_pool_frame_imbalance",
+    "poolwatch_pool_allocations_total",
+    "poolwatch_pool_releases_total",
+    "poolwatch_pool_misses_total",
+    "poolwatch_pool_outstanding_buffers",
+    "poolwatch_pool_pooled_bytes",
+    "poolwatch_pool_in_use_bytes",
+    "poolwatch_pool_keys",
+    "poolwatch_pool_allocation_failures_total",
+    "poolwatch_pool_trimmed_bytes_total",
+    "poolwatch_frames_total",
+    "poolwatch_frame_overruns_total",
+    "poolwatch_frame_duration_seconds",
+    "poolwatch_tick_lateness_seconds",
+    "poolwatch_health_snapshots_total",
+    "poolwatch_config_last_reload_successful",
+    "poolwatch_build_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+    "process_threads",
+};
+
+std::string ConfigJson(const std::string& scenario, const std::string& extra_pool = "") {
+  return R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+             "workload": {"scenario": ")" +
+         scenario + R"(", "particles": 512}, "pool": {"name": "it")" + extra_pool + "}}";
+}
+
+std::string Pool(const std::string& metric) { return metric + "{pool=\"it\"}"; }
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  // Starts poolwatchd on `config` and waits until it is ready.
+  void Start(const std::string& config, std::vector<std::string> extra_args = {}) {
+    config_path_ = dir_.Write("poolwatchd.json", config);
+    std::vector<std::string> args{"--config", config_path_};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    daemon_ = std::make_unique<DaemonProcess>(args);
+    port_ = daemon_->Port();
+    ASSERT_NE(port_, 0) << daemon_->Log();
+    ASSERT_TRUE(Eventually([&] { return HttpGet(port_, "/readyz").status == 200; }))
+        << daemon_->Log();
+  }
+
+  std::map<std::string, double> Scrape() {
+    const HttpResult result = HttpGet(port_, "/metrics");
+    EXPECT_EQ(result.status, 200U) << result.error;
+    return ParseSamples(result.body);
+  }
+
+  TempDir dir_;
+  std::string config_path_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(DaemonTest, ServesEveryContractMetricWithHelpAndType) {
+  Start(ConfigJson("steady"));
+  const HttpResult result = HttpGet(port_, "/metrics");
+  ASSERT_EQ(result.status, 200U);
+  EXPECT_EQ(result.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  for (const std::string& name : kContractMetrics) {
+    EXPECT_NE(result.body.find("# HELP " + name + " "), std::string::npos) << name;
+    EXPECT_NE(result.body.find("# TYPE " + name + " "), std::string::npos) << name;
+  }
+  const auto samples = ParseSamples(result.body);
+  for (const std::string& name : kContractMetrics) {
+    if (name.starts_with("poolwatch_pool_")) {
+      EXPECT_TRUE(samples.contains(Pool(name))) << name << " without its pool label";
+    }
+  }
+  EXPECT_EQ(samples.at("poolwatch_config_last_reload_successful"), 1);
+  EXPECT_GT(samples.at("process_resident_memory_bytes"), 1 << 20);
+}
+
+TEST_F(DaemonTest, PromtoolCheckMetricsFindsNothingToSay) {
+  Start(ConfigJson("leak"));
+  const HttpResult result = HttpGet(port_, "/metrics");
+  ASSERT_EQ(result.status, 200U);
+  const RunResult lint = RunCommand("promtool check metrics", result.body);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  EXPECT_EQ(lint.output, "");
+}
+
+TEST_F(DaemonTest, SteadyFramesBalanceInEveryScrape) {
+  Start(ConfigJson("steady"));
+  for (int i = 0; i < 10; ++i) {
+    const auto s = Scrape();
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_frame_imbalance")), 0);
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_outstanding_buffers")), 0);
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_allocations_total")),
+              s.at(Pool("poolwatch_pool_releases_total")));
+    EXPECT_GT(s.at(Pool("poolwatch_pool_frame_allocations")), 0);
+    std::this_thread::sleep_for(15ms);
+  }
+}
+
+TEST_F(DaemonTest, LeakShowsAndEveryScrapeIsOneConsistentFrame) {
+  Start(ConfigJson("leak"));
+  double previous_outstanding = -1;
+  for (int i = 0; i < 30; ++i) {
+    const auto s = Scrape();
+    const double outstanding = s.at(Pool("poolwatch_pool_outstanding_buffers"));
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_allocations_total")) -
+                  s.at(Pool("poolwatch_pool_releases_total")),
+              outstanding)
+        << "scrape " << i;
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_frame_imbalance")), 1);
+    // The leak scenario loses one buffer per frame, so outstanding = frames.
+    EXPECT_EQ(outstanding, s.at("poolwatch_frames_total"));
+    EXPECT_GE(outstanding, previous_outstanding);
+    previous_outstanding = outstanding;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GT(previous_outstanding, 10);
+}
+
+TEST_F(DaemonTest, GzipWhenAskedDecompressesToTheExposition) {
+  Start(ConfigJson("steady"));
+  const HttpResult zipped = HttpGet(port_, "/metrics", {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(zipped.status, 200U);
+  EXPECT_EQ(zipped.headers.at("content-encoding"), "gzip");
+  EXPECT_EQ(zipped.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const auto text = Gunzip(zipped.body);
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("# TYPE poolwatch_pool_pooled_bytes gauge"), std::string::npos);
+  const HttpResult plain = HttpGet(port_, "/metrics");
+  EXPECT_FALSE(plain.headers.contains("content-encoding"));
+}
+
+TEST_F(DaemonTest, EndpointsStatusesAndMethods) {
+  Start(ConfigJson("steady"));
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+  EXPECT_EQ(HttpGet(port_, "/readyz").status, 200U);
+  const HttpResult landing = HttpGet(port_, "/");
+  EXPECT_EQ(landing.status, 200U);
+  EXPECT_NE(landing.body.find("/metrics"), std::string::npos);
+  EXPECT_EQ(HttpGet(port_, "/missing").status, 404U);
+  const HttpResult post = HttpRequest(port_, "POST", "/metrics");
+  EXPECT_EQ(post.status, 405U);
+  EXPECT_EQ(post.headers.at("allow"), "GET, HEAD");
+  const HttpResult head = HttpRequest(port_, "HEAD", "/metrics");
+  EXPECT_EQ(head.status, 200U);
+  EXPECT_EQ(head.body, "");
+  EXPECT_GT(std::stoul(head.headers.at("content-length")), 1000U);
+}
+
+TEST_F(DaemonTest, OversizedAndMalformedRequestsGet4xxAndTheLoopKeepsTicking) {
+  Start(ConfigJson("steady"));
+  const double frames_before = Scrape().at("poolwatch_frames_total");
+  const HttpResult big = HttpGet(port_, "/metrics", {{"X-Filler", std::string(20000, 'a')}});
+  EXPECT_EQ(big.status, 431U) << big.error;
+  const std::string garbage = RawExchange(port_, "\x01\x02 NOT HTTP\r\n\r\n");
+  EXPECT_TRUE(garbage.starts_with("HTTP/1.1 400")) << garbage;
+  const std::string huge_body =
+      RawExchange(port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+  EXPECT_TRUE(huge_body.starts_with("HTTP/1.1 413")) << huge_body;
+  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames_before; }));
+}
+
+TEST_F(DaemonTest, SigtermExitsZeroWithinASecond) {
+  Start(ConfigJson("steady"));
+  const auto start = std::chrono::steady_clock::now();
+  daemon_->Signal(SIGTERM);
+  const auto code = daemon_->WaitExit(1s);
+  ASSERT_TRUE(code) << "still running a second after SIGTERM";
+  EXPECT_EQ(*code, 0) << daemon_->Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_NE(daemon_->Log().find("stopped"), std::string::npos);
+}
+
+TEST_F(DaemonTest, SigintStopsToo) {
+  Start(ConfigJson("steady"));
+  daemon_->Signal(SIGINT);
+  EXPECT_EQ(daemon_->WaitExit(2s), 0);
+}
+
+TEST_F(DaemonTest, SighupWithABrokenFileKeepsTheOldConfigThenAGoodOneApplies) {
+  Start(ConfigJson("steady"));
+  dir_.Write("poolwatchd.json", R"({"workload": {"scenario": "leak", "particlez": 1}})");
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("workload.particlez: unknown key")) << daemon_->Log();
+  ASSERT_TRUE(
+      Eventually([&] { return Scrape().at("poolwatch_config_last_reload_successful") == 0; }));
+  // Still running, still steady.
+  const auto before = Scrape();
+  EXPECT_EQ(before.at(Pool("poolwatch_pool_outstanding_buffers")), 0);
+  EXPECT_TRUE(Eventually(
+      [&] { return Scrape().at("poolwatch_frames_total") > before.at("poolwatch_frames_total"); }));
+
+  dir_.Write("poolwatchd.json", ConfigJson("leak"));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(
+      Eventually([&] { return Scrape().at("poolwatch_config_last_reload_successful") == 1; }));
+  EXPECT_TRUE(Eventually([&] {
+    return Scrape().at(Pool("poolwatch_pool_outstanding_buffers")) > 5;
+  })) << "the reloaded leak scenario did not take effect";
+}
+
+TEST_F(DaemonTest, SighupWithAMissingFileIsRefused) {
+  Start(ConfigJson("steady"));
+  std::filesystem::remove(config_path_);
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("cannot be opened for reading"));
+  EXPECT_EQ(Scrape().at("poolwatch_config_last_reload_successful"), 0);
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+}
+
+TEST_F(DaemonTest, FlagsOverrideTheFile) {
+  Start(ConfigJson("steady"), {"--scenario", "leak", "--log-level", "debug"});
+  EXPECT_TRUE(
+      Eventually([&] { return Scrape().at(Pool("poolwatch_pool_outstanding_buffers")) > 0; }));
+  EXPECT_TRUE(daemon_->WaitForLog("debug frame"));
+}
+
+TEST_F(DaemonTest, JsonLogsAreOneObjectPerLine) {
+  Start(R"({"http": {"listen": "127.0.0.1:0"}, "log": {"format": "json"}})");
+  const std::string log = daemon_->Log();
+  EXPECT_TRUE(log.starts_with("{\"")) << log;
+  EXPECT_NE(log.find("\"level\":\"info\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"msg\":\"poolwatchd "), std::string::npos) << log;
+}
+
+TEST_F(DaemonTest, PortInUseExitsOneNamingTheAddress) {
+  Start(ConfigJson("steady"));
+  const RunResult second =
+      RunPoolwatchd({"--config", config_path_, "--listen", "127.0.0.1:" + std::to_string(port_)});
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find("cannot listen on 127.0.0.1:" + std::to_string(port_)),
+            std::string::npos)
+      << second.output;
+}
+
+struct BadFile {
+  std::string name;  // of the test case
+  std::string content;
+  std::string reason;  // must appear in the output
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadFile> {};
+
+TEST_P(BadConfigTest, IsRefusedWithExitTwoAndTheReason) {
+  TempDir dir;
+  const std::string path = dir.Write("bad.json", GetParam().content);
+  for (const bool check_only : {false, true}) {
+    std::vector<std::string> args{"--config", path};
+    if (check_only) args.emplace_back("--check-config");
+    const RunResult run = RunPoolwatchd(args);
+    EXPECT_EQ(run.exit_code, 2) << run.output;
+    EXPECT_NE(run.output.find(GetParam().reason), std::string::npos) << run.output;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, BadConfigTest,
+    ::testing::Values(BadFile{"Empty", "", "empty"},
+                      BadFile{"NotJson", "not json", "not valid JSON"},
+                      BadFile{"Truncated", R"({"http": {"listen": ":97)", "not valid JSON"},
+                      BadFile{"WrongType", R"({"pool": {"max_bytes": "lots"}})",
+                              "pool.max_bytes: must be"},
+                      BadFile{"UnknownKey", R"({"loop": {"tick": 60}})", "loop.tick: unknown key"},
+                      BadFile{"Huge", std::string(2 << 20, ' '), "larger than"}),
+    [](const ::testing::TestParamInfo<BadFile>& param_info) { return param_info.param.name; });
+
+TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfig) {
+  const RunResult run =
+      RunPoolwatchd({"--check-config", "--config", POOLWATCH_SOURCE_DIR "/config/poolwatchd.json"});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find(": OK"), std::string::npos);
+}
+
+TEST(DaemonCliTest, BadFlagsExitTwoAndHelpAndVersionExitZero) {
+  EXPECT_EQ(RunPoolwatchd({"--bogus"}).exit_code, 2);
+  EXPECT_EQ(RunPoolwatchd({"--scenario", "melt"}).exit_code, 2);
+  const RunResult help = RunPoolwatchd({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--check-config"), std::string::npos);
+  const RunResult version = RunPoolwatchd({"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_TRUE(version.output.starts_with("poolwatchd ")) << version.output;
+}
+
+TEST(DaemonCliTest, MissingConfigFileExitsTwo) {
+  const RunResult run = RunPoolwatchd({"--config", "/nonexistent.json"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("/nonexistent.json: cannot be opened"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace poolwatch::testing

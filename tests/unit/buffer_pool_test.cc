@@ -1,0 +1,254 @@
+#include "poolwatch/buffer_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+namespace poolwatch {
+namespace {
+
+TEST(BufferPoolTest, AllocHandsOutAlignedBuffersOfTheRightSize) {
+  BufferPool pool;
+  Buffer buffer = pool.Alloc(BufferFormat::kVec3f, 100);
+  ASSERT_TRUE(buffer);
+  EXPECT_EQ(buffer.size_bytes(), 1200U);
+  EXPECT_EQ(buffer.count(), 100U);
+  EXPECT_EQ(buffer.format(), BufferFormat::kVec3f);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(buffer.data()) % BufferPool::kAlignment, 0U);
+  EXPECT_EQ(buffer.As<float>().size(), 300U);
+}
+
+TEST(BufferPoolTest, CountersIncrementPerAllocation) {
+  BufferPool pool;
+  pool.Alloc(BufferFormat::kF32, 10);
+  pool.Alloc(BufferFormat::kF32, 10);
+  pool.Alloc(BufferFormat::kU8, 7);
+  pool.ReleaseAll();
+  const PoolStats& stats = pool.Stats();
+  EXPECT_EQ(stats.last_frame.allocations, 3U);
+  EXPECT_EQ(stats.last_frame.releases, 3U);
+  EXPECT_EQ(stats.last_frame.Imbalance(), 0);
+  EXPECT_EQ(stats.allocations_total, 3U);
+  EXPECT_EQ(stats.releases_total, 3U);
+  EXPECT_EQ(stats.misses_total, 3U);
+  EXPECT_EQ(stats.keys, 2U);
+  EXPECT_EQ(stats.pooled_bytes, 10U * 4 + 10U * 4 + 7U);
+  EXPECT_EQ(stats.in_use_bytes, 0U);
+  EXPECT_EQ(stats.outstanding_buffers, 0U);
+}
+
+TEST(BufferPoolTest, FreeBuffersAreReusedAsHits) {
+  BufferPool pool;
+  Buffer first = pool.Alloc(BufferFormat::kF64, 64);
+  pool.ReleaseAll();
+  Buffer second = pool.Alloc(BufferFormat::kF64, 64);
+  pool.ReleaseAll();
+  EXPECT_EQ(first.data(), second.data());
+  EXPECT_EQ(pool.Stats().misses_total, 1U);
+  EXPECT_EQ(pool.Stats().allocations_total, 2U);
+  EXPECT_EQ(pool.Stats().pooled_bytes, 512U);
+}
+
+TEST(BufferPoolTest, StatsAreSealedAtReleaseAllAndResetForTheNextFrame) {
+  BufferPool pool;
+  for (int i = 0; i < 5; ++i) pool.Alloc(BufferFormat::kF32, 16);
+  // Before the frame ends, Stats() still describes the previous (here: no) frame.
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 0U);
+  EXPECT_EQ(pool.Stats().allocations_total, 0U);
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().last_frame.frame, 0U);
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 5U);
+
+  pool.Alloc(BufferFormat::kF32, 16);
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().last_frame.frame, 1U);
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 1U);
+  EXPECT_EQ(pool.Stats().last_frame.releases, 1U);
+  EXPECT_EQ(pool.Stats().allocations_total, 6U);
+  EXPECT_EQ(pool.Stats().frames, 2U);
+}
+
+// The sketch counted releases as inUse.size, the number of keys; they are buffers.
+TEST(BufferPoolTest, ReleasesAreCountedInBuffersWhenOneKeyHoldsMany) {
+  BufferPool pool;
+  for (int i = 0; i < 50; ++i) pool.Alloc(BufferFormat::kVec4f, 32);
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().keys, 1U);
+  EXPECT_EQ(pool.Stats().last_frame.releases, 50U);
+  EXPECT_EQ(pool.Stats().last_frame.Imbalance(), 0);
+}
+
+TEST(BufferPoolTest, HeldBufferSurvivesReleaseAllUntilReleased) {
+  BufferPool pool;
+  Buffer held = pool.Acquire(BufferFormat::kU32, 8, "test.held");
+  std::ranges::fill(held.As<std::uint32_t>(), 7U);
+  pool.Alloc(BufferFormat::kU32, 8);
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 1U);
+  EXPECT_EQ(pool.Stats().in_use_bytes, 32U);
+  EXPECT_EQ(pool.Stats().last_frame.Imbalance(), 1);
+
+  // The frame-scoped buffer came back; the held one is not handed out again.
+  Buffer other = pool.Alloc(BufferFormat::kU32, 8);
+  EXPECT_NE(other.data(), held.data());
+  EXPECT_EQ(held.As<std::uint32_t>()[0], 7U);
+
+  EXPECT_TRUE(pool.Release(held.id()));
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 1U);
+  EXPECT_EQ(pool.Stats().last_frame.releases, 2U);
+  EXPECT_EQ(pool.Stats().last_frame.Imbalance(), -1);
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 0U);
+  EXPECT_EQ(pool.Stats().in_use_bytes, 0U);
+}
+
+TEST(BufferPoolTest, ReleaseRefusesUnknownStaleAndFrameScopedIds) {
+  BufferPool pool;
+  EXPECT_FALSE(pool.Release(BufferId{}));
+  EXPECT_FALSE(pool.Release(BufferId{12345, 1}));
+  Buffer frame_scoped = pool.Alloc(BufferFormat::kU8, 5);
+  EXPECT_FALSE(pool.Release(frame_scoped.id()));
+  Buffer held = pool.Acquire(BufferFormat::kU8, 4);
+  EXPECT_TRUE(pool.Release(held.id()));
+  EXPECT_FALSE(pool.Release(held.id()));  // twice
+  pool.ReleaseAll();
+  // The slot is handed out again: the old id is stale and must not release the new buffer.
+  Buffer again = pool.Acquire(BufferFormat::kU8, 4);
+  EXPECT_EQ(again.id().slot, held.id().slot);
+  EXPECT_FALSE(pool.Release(held.id()));
+  EXPECT_TRUE(pool.Release(again.id()));
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().allocations_total, pool.Stats().releases_total);
+}
+
+TEST(BufferPoolTest, IntentionalLeakShowsAsImbalanceAndOutstandingGrowth) {
+  BufferPool pool;
+  std::uint64_t previous_outstanding = 0;
+  for (int frame = 0; frame < 20; ++frame) {
+    pool.Alloc(BufferFormat::kF32, 128);
+    pool.Acquire(BufferFormat::kF32, 16, "test.leak");  // never released
+    pool.ReleaseAll();
+    const PoolStats& stats = pool.Stats();
+    EXPECT_EQ(stats.last_frame.Imbalance(), 1) << "frame " << frame;
+    EXPECT_GT(stats.outstanding_buffers, previous_outstanding);
+    EXPECT_EQ(stats.allocations_total - stats.releases_total, stats.outstanding_buffers);
+    previous_outstanding = stats.outstanding_buffers;
+  }
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 20U);
+  std::size_t leaked = 0;
+  pool.ForEachOutstanding([&](const OutstandingBuffer& b) {
+    EXPECT_STREQ(b.site, "test.leak");
+    EXPECT_EQ(b.format, BufferFormat::kF32);
+    EXPECT_EQ(b.bytes, 64U);
+    ++leaked;
+  });
+  EXPECT_EQ(leaked, 20U);
+}
+
+TEST(BufferPoolTest, ZeroCountIsRefusedWithoutCountingAnything) {
+  BufferPool pool;
+  EXPECT_FALSE(pool.Alloc(BufferFormat::kF32, 0));
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().allocations_total, 0U);
+  EXPECT_EQ(pool.Stats().keys, 0U);
+}
+
+TEST(BufferPoolTest, ByteCapRefusesNewMemoryAndCountsTheFailure) {
+  BufferPool pool(PoolOptions{.max_bytes = 1000});
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kU8, 600));
+  EXPECT_FALSE(pool.Alloc(BufferFormat::kU8, 600));  // would make 1200 bytes
+  EXPECT_FALSE(pool.Alloc(BufferFormat::kU8, 500));  // a new key, refused too
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kU8, 400));   // exactly at the cap
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().allocation_failures_total, 2U);
+  EXPECT_EQ(pool.Stats().allocations_total, 2U);
+  EXPECT_EQ(pool.Stats().pooled_bytes, 1000U);
+  EXPECT_EQ(pool.Stats().keys, 2U);  // the refused key was not kept
+  // Free buffers are still handed out under the cap.
+  EXPECT_TRUE(pool.Alloc(BufferFormat::kU8, 600));
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().allocation_failures_total, 2U);
+}
+
+TEST(BufferPoolTest, TrimEvictsIdleKeysAndKeepsBusyOnes) {
+  BufferPool pool(PoolOptions{.max_bytes = 0, .trim_idle_frames = 3});
+  pool.Alloc(BufferFormat::kF32, 1000);  // 4000 bytes, used only in frame 0
+  pool.Alloc(BufferFormat::kF32, 10);    // 40 bytes, used every frame
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().keys, 2U);
+  for (int frame = 1; frame <= 2; ++frame) {
+    pool.Alloc(BufferFormat::kF32, 10);
+    pool.ReleaseAll();
+    EXPECT_EQ(pool.Stats().pooled_bytes, 4040U) << "frame " << frame;
+  }
+  pool.Alloc(BufferFormat::kF32, 10);
+  pool.ReleaseAll();  // frame 3: the big key has been idle for frames 1, 2 and 3
+  EXPECT_EQ(pool.Stats().pooled_bytes, 40U);
+  EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4000U);
+  EXPECT_EQ(pool.Stats().keys, 1U);
+  EXPECT_EQ(pool.AuditBytes().pooled_bytes, 40U);
+}
+
+TEST(BufferPoolTest, TrimKeepsAKeyWithHeldBuffersButFreesItsFreeOnes) {
+  BufferPool pool(PoolOptions{.max_bytes = 0, .trim_idle_frames = 1});
+  Buffer held = pool.Acquire(BufferFormat::kU16, 50);
+  pool.Alloc(BufferFormat::kU16, 50);
+  pool.ReleaseAll();
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().keys, 1U);
+  EXPECT_EQ(pool.Stats().pooled_bytes, 100U);
+  EXPECT_EQ(pool.Stats().trimmed_bytes_total, 100U);
+  EXPECT_TRUE(pool.Release(held.id()));
+  pool.ReleaseAll();
+  pool.ReleaseAll();
+  EXPECT_EQ(pool.Stats().keys, 0U);
+  EXPECT_EQ(pool.Stats().pooled_bytes, 0U);
+}
+
+// The running sums must agree with a full recount whatever happens.
+TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperations) {
+  BufferPool pool(PoolOptions{.max_bytes = 1 << 20, .trim_idle_frames = 5});
+  std::mt19937 rng(42);
+  std::vector<BufferId> held;
+  for (int op = 0; op < 20000; ++op) {
+    const auto format = kAllBufferFormats[rng() % kBufferFormatCount];
+    const std::uint32_t count = 1 + rng() % 4096;
+    switch (rng() % 10) {
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+        pool.Alloc(format, count);
+        break;
+      case 4:
+      case 5:
+        if (Buffer b = pool.Acquire(format, count)) held.push_back(b.id());
+        break;
+      case 6:
+      case 7:
+        if (!held.empty()) {
+          const std::size_t i = rng() % held.size();
+          ASSERT_TRUE(pool.Release(held[i]));
+          held[i] = held.back();
+          held.pop_back();
+        }
+        break;
+      default:
+        pool.ReleaseAll();
+        const BufferPool::Audit audit = pool.AuditBytes();
+        ASSERT_EQ(pool.Stats().pooled_bytes, audit.pooled_bytes) << "op " << op;
+        ASSERT_EQ(pool.Stats().in_use_bytes, audit.in_use_bytes) << "op " << op;
+        ASSERT_EQ(pool.Stats().outstanding_buffers, held.size());
+        ASSERT_EQ(pool.Stats().allocations_total - pool.Stats().releases_total, held.size());
+        ASSERT_LE(pool.Stats().pooled_bytes, 1U << 20);
+        break;
+    }
+  }
+  EXPECT_GT(pool.Stats().allocation_failures_total, 0U);
+  EXPECT_GT(pool.Stats().trimmed_bytes_total, 0U);
+}
+
+}  // namespace
+}  // namespace poolwatch

@@ -1,0 +1,149 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace poolwatch::daemon {
+namespace {
+
+// The message of the ConfigError that parsing `text` throws, or "" if it parses.
+std::string ErrorOf(const std::string& text) {
+  try {
+    ParseConfig(text, "test.json");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigTest, EmptyObjectGivesTheDefaults) {
+  const Config config = ParseConfig("{}");
+  EXPECT_EQ(config.http.listen, ":9720");
+  EXPECT_EQ(config.log.level, "info");
+  EXPECT_EQ(config.tick_hz, 60);
+  EXPECT_EQ(config.workload.scenario, Scenario::kSteady);
+  EXPECT_EQ(config.TickPeriod(), std::chrono::nanoseconds{16'666'666});
+}
+
+TEST(ConfigTest, ShippedDefaultConfigIsValid) {
+  const Config config = LoadConfig(POOLWATCH_SOURCE_DIR "/config/poolwatchd.json");
+  EXPECT_EQ(config.http.listen, ":9720");
+  EXPECT_EQ(config.pool_name, "reference");
+}
+
+TEST(ConfigTest, EveryKeyIsRead) {
+  const Config config = ParseConfig(R"({
+    "http": {"listen": "127.0.0.1:1234", "max_request_bytes": 4096, "header_timeout_seconds": 2.5,
+             "idle_timeout_seconds": 30, "max_connections": 8},
+    "log": {"level": "debug", "format": "json"},
+    "loop": {"tick_hz": 120, "snapshot_interval_frames": 2},
+    "pool": {"name": "audio", "max_bytes": 1048576, "trim_idle_frames": 600},
+    "workload": {"scenario": "bloat", "particles": 100, "leak_buffers_per_frame": 3,
+                 "leak_buffer_elements": 64, "bloat_every_frames": 7, "spike_every_frames": 9,
+                 "spike_factor": 2}
+  })");
+  EXPECT_EQ(config.http.listen, "127.0.0.1:1234");
+  EXPECT_EQ(config.http.max_request_bytes, 4096U);
+  EXPECT_EQ(config.http.header_timeout, std::chrono::milliseconds{2500});
+  EXPECT_EQ(config.http.idle_timeout, std::chrono::seconds{30});
+  EXPECT_EQ(config.http.max_connections, 8U);
+  EXPECT_EQ(config.log.level, "debug");
+  EXPECT_EQ(config.log.format, LogFormat::kJson);
+  EXPECT_EQ(config.tick_hz, 120);
+  EXPECT_EQ(config.health.snapshot_interval_frames, 2U);
+  EXPECT_EQ(config.pool_name, "audio");
+  EXPECT_EQ(config.pool.max_bytes, 1048576U);
+  EXPECT_EQ(config.pool.trim_idle_frames, 600U);
+  EXPECT_EQ(config.workload.scenario, Scenario::kBloat);
+  EXPECT_EQ(config.workload.particles, 100U);
+  EXPECT_EQ(config.workload.leak_buffers_per_frame, 3U);
+  EXPECT_EQ(config.workload.leak_buffer_elements, 64U);
+  EXPECT_EQ(config.workload.bloat_every_frames, 7U);
+  EXPECT_EQ(config.workload.spike_every_frames, 9U);
+  EXPECT_EQ(config.workload.spike_factor, 2U);
+}
+
+struct BadConfig {
+  const char* text;
+  const char* message;  // must appear in the error
+};
+
+class ConfigRejectTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigRejectTest, NamesTheKeyPathAndTheReason) {
+  const std::string error = ErrorOf(GetParam().text);
+  EXPECT_NE(error.find(GetParam().message), std::string::npos)
+      << "config: " << GetParam().text << "\nerror: " << error;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bad, ConfigRejectTest,
+    ::testing::Values(
+        BadConfig{"", "test.json: empty"}, BadConfig{"  \n ", "test.json: empty"},
+        BadConfig{"{\"http\": {", "test.json: not valid JSON"},
+        BadConfig{"[1, 2]", "<root>: must be an object"},
+        BadConfig{"{\"htpp\": {}}", "htpp: unknown key"},
+        BadConfig{"{\"pool\": {\"max_byte\": 1}}", "pool.max_byte: unknown key"},
+        BadConfig{"{\"pool\": {\"max_bytes\": -1}}", "pool.max_bytes: must be an integer"},
+        BadConfig{"{\"pool\": {\"max_bytes\": \"1\"}}", "pool.max_bytes: must be an integer"},
+        BadConfig{"{\"pool\": {\"max_bytes\": 1.5}}", "pool.max_bytes: must be an integer"},
+        BadConfig{"{\"pool\": {\"name\": \"\"}}", "pool.name: must be a non-empty string"},
+        BadConfig{"{\"pool\": 3}", "pool: must be an object, got 3"},
+        BadConfig{"{\"loop\": {\"tick_hz\": 0}}", "loop.tick_hz: must be a number from 1"},
+        BadConfig{"{\"loop\": {\"tick_hz\": 1e9}}", "loop.tick_hz: must be a number from 1"},
+        BadConfig{"{\"log\": {\"level\": \"loud\"}}", "log.level: must be one of trace"},
+        BadConfig{"{\"log\": {\"format\": \"xml\"}}", "log.format: must be \"text\" or \"json\""},
+        BadConfig{"{\"http\": {\"listen\": \"9720\"}}", "http.listen: must be HOST:PORT"},
+        BadConfig{"{\"http\": {\"listen\": \":99999\"}}", "http.listen: must be HOST:PORT"},
+        BadConfig{"{\"http\": {\"max_connections\": 0}}", "http.max_connections: must be"},
+        BadConfig{"{\"workload\": {\"scenario\": \"melt\"}}",
+                  "workload.scenario: must be one of steady, leak, bloat, spike, got \"melt\""},
+        BadConfig{"{\"workload\": {\"particles\": 0}}", "workload.particles: must be"}));
+
+TEST(ConfigTest, HugeInputIsRefusedBeforeParsing) {
+  const std::string huge(kMaxConfigBytes + 10, ' ');
+  EXPECT_NE(ErrorOf(huge).find("larger than"), std::string::npos);
+}
+
+TEST(ConfigTest, DeeplyNestedInputIsAnErrorNotACrash) {
+  const std::string deep = "{\"http\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_NE(ErrorOf(deep), "");
+}
+
+TEST(ConfigTest, MissingFileIsNamed) {
+  try {
+    LoadConfig("/nonexistent/poolwatchd.json");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/poolwatchd.json: cannot be opened for reading");
+  }
+}
+
+TEST(ConfigTest, OverridesWinOverTheFile) {
+  const auto path = std::filesystem::temp_directory_path() / "poolwatch_config_test.json";
+  std::ofstream(path) << R"({"workload": {"scenario": "leak"}, "log": {"level": "warn"}})";
+  const Config config = LoadConfig(path.string(), ConfigOverrides{"127.0.0.1:0", "debug", "spike"});
+  std::filesystem::remove(path);
+  EXPECT_EQ(config.http.listen, "127.0.0.1:0");
+  EXPECT_EQ(config.log.level, "debug");
+  EXPECT_EQ(config.workload.scenario, Scenario::kSpike);
+}
+
+TEST(ListenAddressTest, ParsesTheUsualForms) {
+  EXPECT_EQ(ParseListenAddress(":9720").host, "");
+  EXPECT_EQ(ParseListenAddress(":9720").port, 9720);
+  EXPECT_EQ(ParseListenAddress("127.0.0.1:0").host, "127.0.0.1");
+  EXPECT_EQ(ParseListenAddress("[::1]:80").host, "::1");
+  EXPECT_EQ(ParseListenAddress("localhost:65535").port, 65535);
+  EXPECT_THROW(ParseListenAddress("::1:80"), ConfigError);
+  EXPECT_THROW(ParseListenAddress("host:"), ConfigError);
+  EXPECT_THROW(ParseListenAddress("host:x1"), ConfigError);
+  EXPECT_THROW(ParseListenAddress("host"), ConfigError);
+}
+
+}  // namespace
+}  // namespace poolwatch::daemon

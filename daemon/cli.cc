@@ -28,6 +28,8 @@ CliOptions ParseCommandLine(const std::vector<std::string>& args) {
       if (options.config_path.empty()) throw UsageError("--config needs a file name");
     } else if (flag == "--check-config") {
       no_value(options.check_config);
+    } else if (flag == "--print-rules") {
+      no_value(options.print_rules);
     } else if (flag == "--version") {
       no_value(options.version);
     } else if (flag == "--help" || flag == "-h") {
@@ -75,6 +77,7 @@ Options:
   --listen ADDR:PORT  listen address, overrides http.listen (":9720" = all interfaces)
   --log-level LEVEL   trace, debug, info, warn, error, critical or off; overrides log.level
   --scenario NAME     steady, leak, bloat or spike; overrides workload.scenario
+  --print-rules       print the Prometheus alerting rules (config/prometheus/poolwatch.rules.yml)
   --version           print the version and exit
   --help              print this help and exit
 

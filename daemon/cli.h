@@ -17,6 +17,7 @@ class UsageError : public std::runtime_error {
 struct CliOptions {
   std::string config_path = "config/poolwatchd.json";
   bool check_config = false;
+  bool print_rules = false;
   bool version = false;
   bool help = false;
   ConfigOverrides overrides;

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "http_server.h"
 #include "logging.h"
+#include "poolwatch/alert_rules.h"
 #include "poolwatch/version.h"
 
 namespace asio = boost::asio;
@@ -52,6 +53,11 @@ int main(int argc, char** argv) {
   if (cli.version) {
     std::cout << "poolwatchd " << poolwatch::kVersion << " (revision " << poolwatch::kRevision
               << ", " << poolwatch::kCompiler << ")\n";
+    return 0;
+  }
+
+  if (cli.print_rules) {
+    std::cout << poolwatch::PrometheusRuleFile({});
     return 0;
   }
 

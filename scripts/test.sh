@@ -13,7 +13,9 @@ cmake --preset dev >/dev/null
 cmake --build --preset dev
 
 echo "== clang-tidy"
-git ls-files 'lib/*.cc' 'daemon/*.cc' 'tests/*.cc' | xargs -P "$(nproc)" -n 1 clang-tidy -p build/dev --quiet
+# clang-tidy counts the warnings it suppresses in system headers on stderr; keep only findings.
+git ls-files 'lib/*.cc' 'daemon/*.cc' 'tests/*.cc' |
+  xargs -P "$(nproc)" -n 1 clang-tidy -p build/dev --quiet 2> >(grep -v ' warnings generated\.$' >&2)
 
-echo "== unit and integration tests"
+echo "== unit, integration and end-to-end tests (real prometheus, alertmanager, promtool, amtool)"
 ctest --preset dev --parallel "$(nproc)"

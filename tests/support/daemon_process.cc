@@ -1,7 +1,10 @@
 #include "daemon_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,20 +81,41 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
   return file;
 }
 
-DaemonProcess::DaemonProcess(const std::vector<std::string>& args)
-    : log_path_((dir_.path() / "poolwatchd.log").string()) {
-  pid_ = Spawn(WithBinary(args), log_path_);
+ChildProcess::ChildProcess(const std::vector<std::string>& argv)
+    : log_path_((dir_.path() / "output.log").string()) {
+  pid_ = Spawn(argv, log_path_);
 }
 
-DaemonProcess::~DaemonProcess() {
+ChildProcess::~ChildProcess() {
   if (!exit_code_ && pid_ > 0) {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
+    kill(pid_, SIGTERM);
+    if (!WaitExit(std::chrono::seconds{5})) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
   }
 }
 
-bool DaemonProcess::WaitForLog(const std::string& needle, std::chrono::milliseconds timeout) {
+DaemonProcess::DaemonProcess(const std::vector<std::string>& args)
+    : ChildProcess(WithBinary(args)) {}
+
+std::uint16_t FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  std::uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool ChildProcess::WaitForLog(const std::string& needle, std::chrono::milliseconds timeout) {
   return Eventually(
       [&] {
         if (Log().find(needle) != std::string::npos) return true;
@@ -110,11 +134,11 @@ std::uint16_t DaemonProcess::Port() {
   return static_cast<std::uint16_t>(std::stoi(match[1]));
 }
 
-void DaemonProcess::Signal(int signal) const {
+void ChildProcess::Signal(int signal) const {
   if (!exit_code_) kill(pid_, signal);
 }
 
-std::optional<int> DaemonProcess::WaitExit(std::chrono::milliseconds timeout) {
+std::optional<int> ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
   if (exit_code_) return exit_code_;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   do {
@@ -128,7 +152,7 @@ std::optional<int> DaemonProcess::WaitExit(std::chrono::milliseconds timeout) {
   return std::nullopt;
 }
 
-std::string DaemonProcess::Log() const { return ReadFile(log_path_); }
+std::string ChildProcess::Log() const { return ReadFile(log_path_); }
 
 RunResult RunPoolwatchd(const std::vector<std::string>& args) {
   TempDir dir;

@@ -28,20 +28,19 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// The real poolwatchd binary in a child process, its stderr captured in a file. Killed (by pid)
-// when this goes if it is still running.
-class DaemonProcess {
+// A program in a child process, its stdout and stderr captured in a file. Stopped by pid when
+// this goes, if it is still running: SIGTERM, then SIGKILL after five seconds.
+class ChildProcess {
  public:
-  explicit DaemonProcess(const std::vector<std::string>& args);
-  ~DaemonProcess();
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
+  // argv[0] is the program's path.
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
 
   // Waits until its log contains `needle`; false on timeout or if it exited.
   bool WaitForLog(const std::string& needle,
                   std::chrono::milliseconds timeout = std::chrono::seconds{10});
-  // The port from its "listening on HOST:PORT" log line (waits for it); 0 if none came.
-  std::uint16_t Port();
   void Signal(int signal) const;
   // The exit code (or 128 + signal), or nothing if it is still running after `timeout`.
   std::optional<int> WaitExit(std::chrono::milliseconds timeout = std::chrono::seconds{5});
@@ -54,6 +53,17 @@ class DaemonProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
 };
+
+// The real poolwatchd binary in a child process.
+class DaemonProcess : public ChildProcess {
+ public:
+  explicit DaemonProcess(const std::vector<std::string>& args);
+  // The port from its "listening on HOST:PORT" log line (waits for it); 0 if none came.
+  std::uint16_t Port();
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago, for peers that cannot be told port 0.
+std::uint16_t FreePort();
 
 // Runs poolwatchd to completion with `args`; returns its exit code and output (stdout+stderr).
 struct RunResult {

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace poolwatch {
+
+enum class Severity : std::uint8_t { kOk, kWarning, kCritical };
+
+std::string_view SeverityName(Severity severity);
+
+// One side of a threshold: "value > bound" or "value >= bound".
+struct Bound {
+  enum class Op : std::uint8_t { kGreater, kGreaterOrEqual };
+  Op op = Op::kGreater;
+  double value = 0;
+
+  bool Holds(double x) const { return op == Op::kGreater ? x > value : x >= value; }
+  std::string PromQL() const;  // e.g. "> 52428800"
+};
+
+// The sprint's alert thresholds: the one definition from which both the Prometheus rule file
+// and the in-process verdicts (DiagnosticsStore) are derived.
+struct AlertThresholds {
+  // Allocations minus releases over the window (every frame counts, not a sampled one):
+  // any imbalance warns, 10 or more is critical.
+  Bound imbalance_warning{Bound::Op::kGreater, 0};
+  Bound imbalance_critical{Bound::Op::kGreaterOrEqual, 10};
+  std::uint32_t imbalance_window_seconds = 300;
+  Bound pooled_bytes_warning{Bound::Op::kGreater, 50.0 * 1024 * 1024};
+  Bound pooled_bytes_critical{Bound::Op::kGreater, 100.0 * 1024 * 1024};
+  Bound keys_warning{Bound::Op::kGreater, 50};
+  Bound keys_critical{Bound::Op::kGreater, 100};
+  // Beyond the sprint's table: the share of frames that miss their deadline.
+  Bound overrun_ratio_warning{Bound::Op::kGreater, 0.01};
+  Bound overrun_ratio_critical{Bound::Op::kGreater, 0.10};
+};
+
+// What a pool threshold condition measures.
+enum class ConditionKind : std::uint8_t { kImbalance, kPooledBytes, kKeys, kOverrunRatio };
+
+// One threshold condition: an alert name shared by its warning and critical rules.
+struct ThresholdCondition {
+  ConditionKind kind;
+  std::string alert;  // e.g. "PoolwatchPoolImbalance"
+  Bound warning;
+  Bound critical;
+
+  Severity Evaluate(double value) const {
+    if (critical.Holds(value)) return Severity::kCritical;
+    if (warning.Holds(value)) return Severity::kWarning;
+    return Severity::kOk;
+  }
+};
+
+std::vector<ThresholdCondition> ThresholdConditions(const AlertThresholds& thresholds);
+
+struct RuleOptions {
+  AlertThresholds thresholds;
+  std::string job = "poolwatch";  // the scrape job, for the target-down alert
+  // Where docs/runbooks.md is published; each alert links to its section.
+  std::string runbook_url = "https://github.com/poolwatch/poolwatch/blob/main/docs/runbooks.md";
+};
+
+// The Prometheus alerting rule file (YAML) for these options.
+std::string PrometheusRuleFile(const RuleOptions& options);
+
+}  // namespace poolwatch

@@ -1,0 +1,265 @@
+// End to end: real Prometheus and Alertmanager (Debian's packages) on 127.0.0.1 scrape three
+// real poolwatchd processes (leak, bloat, steady) every second, evaluate the shipped rules
+// (only `for:` shortened) and route through the shipped Alertmanager config (only its timers
+// shortened and the webhook pointed at a receiver in this test).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "daemon_process.h"
+#include "http_client.h"
+#include "webhook_receiver.h"
+
+namespace poolwatch::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream file(std::string(POOLWATCH_SOURCE_DIR) + "/" + relative);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+std::string UrlEncode(const std::string& text) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string PoolwatchConfig(const std::string& scenario) {
+  return R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+    "pool": {"name": "e2e", "max_bytes": 268435456},
+    "workload": {"scenario": ")" +
+         scenario + R"(", "particles": 256, "bloat_every_frames": 1}})";
+}
+
+class AlertingEndToEnd : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    for (const char* scenario : {"leak", "bloat", "steady"}) {
+      const std::string config =
+          dir_->Write(std::string(scenario) + ".json", PoolwatchConfig(scenario));
+      auto* daemon = new DaemonProcess({"--config", config});
+      const std::uint16_t port = daemon->Port();
+      ASSERT_NE(port, 0) << daemon->Log();
+      daemons_.emplace_back(daemon);
+      instance_[scenario] = "127.0.0.1:" + std::to_string(port);
+    }
+    webhook_ = new WebhookReceiver();
+
+    // The shipped rules as generated, with every `for:` shortened so the test takes seconds.
+    const std::string rules =
+        std::regex_replace(ReadSource("config/prometheus/poolwatch.rules.yml"),
+                           std::regex(R"(\n        for: \w+\n)"), "\n        for: 2s\n");
+    const std::string rules_path = dir_->Write("poolwatch.rules.yml", rules);
+
+    // The shipped Alertmanager routing and inhibition, with short timers and our webhook.
+    std::string alertmanager = ReadSource("config/alertmanager/alertmanager.yml");
+    alertmanager =
+        std::regex_replace(alertmanager, std::regex("group_wait: \\w+"), "group_wait: 1s");
+    alertmanager =
+        std::regex_replace(alertmanager, std::regex("group_interval: \\w+"), "group_interval: 1s");
+    alertmanager = std::regex_replace(alertmanager, std::regex(R"(http://127\.0\.0\.1:5001)"),
+                                      "http://127.0.0.1:" + std::to_string(webhook_->port()));
+    const std::string alertmanager_path = dir_->Write("alertmanager.yml", alertmanager);
+    std::filesystem::create_directories(dir_->path() / "am-data");
+    alertmanager_port_ = FreePort();
+    alertmanager_ =
+        new ChildProcess({"/usr/bin/prometheus-alertmanager", "--config.file=" + alertmanager_path,
+                          "--storage.path=" + (dir_->path() / "am-data").string(),
+                          "--web.listen-address=127.0.0.1:" + std::to_string(alertmanager_port_),
+                          "--cluster.listen-address=", "--log.level=warn"});
+
+    std::string prometheus =
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "rule_files:\n  - " +
+        rules_path +
+        "\nalerting:\n  alertmanagers:\n    - static_configs:\n"
+        "        - targets: ['127.0.0.1:" +
+        std::to_string(alertmanager_port_) +
+        "']\nscrape_configs:\n  - job_name: poolwatch\n"
+        "    static_configs:\n      - targets: ['" +
+        instance_["leak"] + "', '" + instance_["bloat"] + "', '" + instance_["steady"] + "']\n";
+    const std::string prometheus_path = dir_->Write("prometheus.yml", prometheus);
+    prometheus_port_ = FreePort();
+    prometheus_ = new ChildProcess(
+        {"/usr/bin/prometheus", "--config.file=" + prometheus_path,
+         "--storage.tsdb.path=" + (dir_->path() / "prom-data").string(),
+         "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_), "--log.level=warn"});
+
+    ASSERT_TRUE(
+        Eventually([] { return HttpGet(alertmanager_port_, "/-/ready").status == 200; }, 30s))
+        << alertmanager_->Log();
+    ASSERT_TRUE(Eventually([] { return HttpGet(prometheus_port_, "/-/ready").status == 200; }, 30s))
+        << prometheus_->Log();
+    started_ = std::chrono::steady_clock::now();
+  }
+
+  static void TearDownTestSuite() {
+    delete prometheus_;
+    delete alertmanager_;
+    delete webhook_;
+    for (DaemonProcess* daemon : daemons_) delete daemon;
+    daemons_.clear();
+    delete dir_;
+  }
+
+  // Alertmanager's alerts (API v2) for an alert name and instance.
+  static json AlertmanagerAlerts(const std::string& alertname, const std::string& instance) {
+    const HttpResult result =
+        HttpGet(alertmanager_port_,
+                "/api/v2/alerts?filter=" + UrlEncode("alertname=\"" + alertname + "\"") +
+                    "&filter=" + UrlEncode("instance=\"" + instance + "\""));
+    if (result.status != 200) return json::array();
+    return json::parse(result.body);
+  }
+
+  static json Query(const std::string& promql) {
+    const HttpResult result = HttpGet(prometheus_port_, "/api/v1/query?query=" + UrlEncode(promql));
+    return json::parse(result.body.empty() ? "{}" : result.body);
+  }
+
+  static double Elapsed() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+
+  // Waits until Alertmanager holds `alertname` for `scenario`'s instance; prints how long.
+  static bool WaitForAlert(const std::string& alertname, const std::string& scenario,
+                           const std::string& severity = "") {
+    const bool found = Eventually(
+        [&] {
+          for (const json& alert : AlertmanagerAlerts(alertname, instance_[scenario])) {
+            if (severity.empty() || alert["labels"]["severity"] == severity) return true;
+          }
+          return false;
+        },
+        90s);
+    std::cout << "[ e2e      ] " << alertname << (severity.empty() ? "" : "/" + severity) << " for "
+              << scenario << (found ? " active in Alertmanager after " : " not seen in ")
+              << Elapsed() << " s\n";
+    return found;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline std::vector<DaemonProcess*> daemons_;
+  static inline std::map<std::string, std::string> instance_;
+  static inline WebhookReceiver* webhook_ = nullptr;
+  static inline ChildProcess* alertmanager_ = nullptr;
+  static inline ChildProcess* prometheus_ = nullptr;
+  static inline std::uint16_t alertmanager_port_ = 0;
+  static inline std::uint16_t prometheus_port_ = 0;
+  static inline std::chrono::steady_clock::time_point started_;
+};
+
+TEST_F(AlertingEndToEnd, LeakFiresTheImbalanceAlertAndTheWebhookReceivesIt) {
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "warning"));
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical"));
+  const bool delivered = Eventually(
+      [] {
+        for (const auto& request : webhook_->Requests()) {
+          if (request.method != "POST" || request.target != "/critical") continue;
+          const json body = json::parse(request.body);
+          for (const json& alert : body["alerts"]) {
+            if (alert["labels"]["alertname"] == "PoolwatchPoolImbalance" &&
+                alert["labels"]["instance"] == instance_["leak"] && alert["status"] == "firing") {
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      60s);
+  std::cout << "[ e2e      ] webhook " << (delivered ? "received" : "did not receive")
+            << " PoolwatchPoolImbalance/critical after " << Elapsed() << " s\n";
+  EXPECT_TRUE(delivered);
+}
+
+TEST_F(AlertingEndToEnd, CriticalInhibitsTheWarningOfTheSameAlertAndTarget) {
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical"));
+  const bool inhibited = Eventually(
+      [] {
+        for (const json& alert : AlertmanagerAlerts("PoolwatchPoolImbalance", instance_["leak"])) {
+          if (alert["labels"]["severity"] == "warning") {
+            return alert["status"]["state"] == "suppressed" &&
+                   !alert["status"]["inhibitedBy"].empty();
+          }
+        }
+        return false;
+      },
+      30s);
+  EXPECT_TRUE(inhibited) << "the warning of an alert whose critical is firing is not inhibited";
+}
+
+TEST_F(AlertingEndToEnd, BloatFiresTheKeysAndPooledBytesAlerts) {
+  EXPECT_TRUE(WaitForAlert("PoolwatchPoolKeys", "bloat", "critical"));
+  EXPECT_TRUE(WaitForAlert("PoolwatchPoolPooledBytes", "bloat", "critical"));
+  EXPECT_TRUE(AlertmanagerAlerts("PoolwatchPoolImbalance", instance_["bloat"]).empty());
+}
+
+TEST_F(AlertingEndToEnd, SteadyFiresNoPoolAlertAtAll) {
+  // Give the rules time to see the steady target as long as they needed for the leak.
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "warning"));
+  ASSERT_TRUE(Eventually([] { return Elapsed() > 10; }, 30s));
+  const json alerts =
+      Query(R"(ALERTS{alertname=~"PoolwatchPool.*", instance=")" + instance_["steady"] + R"("})");
+  ASSERT_EQ(alerts["status"], "success") << alerts.dump();
+  EXPECT_TRUE(alerts["data"]["result"].empty()) << alerts.dump(2);
+  // ...although the target is scraped and its pool works.
+  const json up = Query("up{instance=\"" + instance_["steady"] + "\"}");
+  ASSERT_EQ(up["data"]["result"].size(), 1U);
+  EXPECT_EQ(up["data"]["result"][0]["value"][1], "1");
+}
+
+TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
+  const json dashboard = json::parse(ReadSource("config/grafana/dashboards/poolwatch.json"));
+  ASSERT_TRUE(Eventually([] { return Elapsed() > 6; }, 30s));
+  int queries = 0;
+  for (const json& panel : dashboard["panels"]) {
+    EXPECT_FALSE(panel["fieldConfig"]["defaults"]["unit"].get<std::string>().empty())
+        << panel["title"];
+    for (const json& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      EXPECT_NE(expr.find("$instance"), std::string::npos) << expr;
+      EXPECT_NE(expr.find("$job"), std::string::npos) << expr;
+      if (expr.starts_with("rate(") || expr.find("(rate(") != std::string::npos) {
+        EXPECT_NE(expr.find("$__rate_interval"), std::string::npos) << expr;
+      }
+      // What Grafana would send: the variables at "All", the rate interval for a 1 s scrape.
+      expr = std::regex_replace(expr, std::regex("\\$job"), ".+");
+      expr = std::regex_replace(expr, std::regex("\\$instance"), ".+");
+      expr = std::regex_replace(expr, std::regex("\\$__rate_interval"), "4s");
+      json result;
+      const bool has_data = Eventually(
+          [&] {
+            result = Query(expr);
+            return result["status"] == "success" && !result["data"]["result"].empty();
+          },
+          30s);
+      EXPECT_TRUE(has_data) << panel["title"] << ": " << expr << "\n" << result.dump();
+      ++queries;
+    }
+  }
+  EXPECT_GE(queries, 15);
+}
+
+}  // namespace
+}  // namespace poolwatch::testing

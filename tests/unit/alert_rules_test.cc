@@ -1,0 +1,63 @@
+#include "poolwatch/alert_rules.h"
+
+#include <gtest/gtest.h>
+
+namespace poolwatch {
+namespace {
+
+const ThresholdCondition& Find(const std::vector<ThresholdCondition>& conditions,
+                               ConditionKind kind) {
+  for (const auto& condition : conditions) {
+    if (condition.kind == kind) return condition;
+  }
+  throw std::runtime_error("no such condition");
+}
+
+TEST(AlertRulesTest, SprintThresholdsAtTheirBoundaries) {
+  const auto conditions = ThresholdConditions(AlertThresholds{});
+  const auto& imbalance = Find(conditions, ConditionKind::kImbalance);
+  EXPECT_EQ(imbalance.Evaluate(0), Severity::kOk);
+  EXPECT_EQ(imbalance.Evaluate(1), Severity::kWarning);
+  EXPECT_EQ(imbalance.Evaluate(9), Severity::kWarning);
+  EXPECT_EQ(imbalance.Evaluate(10), Severity::kCritical);
+  EXPECT_EQ(imbalance.Evaluate(-3), Severity::kOk);
+
+  const auto& bytes = Find(conditions, ConditionKind::kPooledBytes);
+  EXPECT_EQ(bytes.Evaluate(50.0 * 1024 * 1024), Severity::kOk);
+  EXPECT_EQ(bytes.Evaluate(50.0 * 1024 * 1024 + 1), Severity::kWarning);
+  EXPECT_EQ(bytes.Evaluate(100.0 * 1024 * 1024), Severity::kWarning);
+  EXPECT_EQ(bytes.Evaluate(100.0 * 1024 * 1024 + 1), Severity::kCritical);
+
+  const auto& keys = Find(conditions, ConditionKind::kKeys);
+  EXPECT_EQ(keys.Evaluate(50), Severity::kOk);
+  EXPECT_EQ(keys.Evaluate(51), Severity::kWarning);
+  EXPECT_EQ(keys.Evaluate(100), Severity::kWarning);
+  EXPECT_EQ(keys.Evaluate(101), Severity::kCritical);
+}
+
+TEST(AlertRulesTest, RuleExpressionsComeFromTheSameBounds) {
+  AlertThresholds thresholds;
+  thresholds.keys_warning = {Bound::Op::kGreaterOrEqual, 7};
+  thresholds.pooled_bytes_critical = {Bound::Op::kGreater, 0.5};
+  const std::string rules = PrometheusRuleFile({thresholds, "myjob", "https://x/runbooks.md"});
+  EXPECT_NE(rules.find("expr: 'poolwatch_pool_keys >= 7'"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("expr: 'poolwatch_pool_pooled_bytes > 0.5'"), std::string::npos);
+  EXPECT_NE(rules.find("expr: 'up{job=\"myjob\"} == 0'"), std::string::npos);
+  EXPECT_NE(rules.find("runbook_url: 'https://x/runbooks.md#poolwatchpoolkeys'"),
+            std::string::npos);
+}
+
+TEST(AlertRulesTest, QuotesInTextAreEscapedForYaml) {
+  const std::string rules = PrometheusRuleFile({});
+  // "old keys' free buffers" inside a single-quoted scalar doubles the quote.
+  EXPECT_NE(rules.find("old keys'' free buffers"), std::string::npos);
+}
+
+TEST(AlertRulesTest, BoundsPrintAsPromQL) {
+  EXPECT_EQ((Bound{Bound::Op::kGreater, 52428800}.PromQL()), "> 52428800");
+  EXPECT_EQ((Bound{Bound::Op::kGreaterOrEqual, 10}.PromQL()), ">= 10");
+  EXPECT_EQ((Bound{Bound::Op::kGreater, 0.01}.PromQL()), "> 0.01");
+}
+
+}  // namespace
+}  // namespace poolwatch

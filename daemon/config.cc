@@ -212,6 +212,10 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
     workload.Integer("spike_every_frames", w.spike_every_frames, 1, kU32Max);
     workload.Integer("spike_factor", w.spike_factor, 1, 1000);
   });
+  reader.Object("diagnostics", [&](ObjectReader& diagnostics) {
+    diagnostics.Integer("history_points", config.diagnostics.history_points, 2, 100000);
+    diagnostics.Seconds("sample_interval_seconds", config.diagnostics.sample_interval, 0.01, 3600);
+  });
   reader.Finish();
   return config;
 }

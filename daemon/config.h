@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "poolwatch/buffer_pool.h"
+#include "poolwatch/diagnostics_store.h"
 #include "poolwatch/health_monitor.h"
 #include "poolwatch/reference_workload.h"
 
@@ -44,6 +45,7 @@ struct Config {
   std::string pool_name = "reference";
   PoolOptions pool{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
   WorkloadOptions workload;
+  DiagnosticsOptions diagnostics;
 
   std::chrono::nanoseconds TickPeriod() const {
     return std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 / tick_hz)};

@@ -24,6 +24,15 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
       loop_(LoopOptions{config_.TickPeriod()}, clock_, pool_, monitor_,
             [this](BufferPool& pool, std::uint64_t frame) { RunFrame(pool, frame); }),
       publisher_(config_.pool_name),
+      diagnostics_(config_.diagnostics,
+                   [](const VerdictChange& change) {
+                     // Once per transition, never per frame.
+                     const auto level = change.to == Severity::kCritical  ? spdlog::level::err
+                                        : change.to == Severity::kWarning ? spdlog::level::warn
+                                                                          : spdlog::level::info;
+                     spdlog::log(level, "{}: {} -> {} (value {})", change.alert,
+                                 SeverityName(change.from), SeverityName(change.to), change.value);
+                   }),
       reload_successful_(prometheus::BuildGauge()
                              .Name("poolwatch_config_last_reload_successful")
                              .Help("Whether the last configuration reload attempt was successful.")
@@ -36,7 +45,9 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
                             .Add({})),
       handler_(HandlerSources{{&publisher_, &process_collector_, &registry_},
                               [this] { return Liveness(); },
-                              [this] { return Readiness(); }}) {
+                              [this] { return Readiness(); },
+                              [this] { return diagnostics_.Report(); },
+                              {config_.pool_name, config_.tick_hz}}) {
   prometheus::BuildGauge()
       .Name("poolwatch_build_info")
       .Help("A metric with a constant '1' value labeled by version, revision and compiler.")
@@ -47,6 +58,7 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
   reload_timestamp_.Set(UnixSeconds());
 
   monitor_.Subscribe([this](const HealthSnapshot& snapshot) { publisher_.Publish(snapshot); });
+  monitor_.Subscribe([this](const HealthSnapshot& snapshot) { diagnostics_.Receive(snapshot); });
   monitor_.Subscribe([](const HealthSnapshot& s) {
     spdlog::debug("frame {}: allocs={} releases={} pooled_bytes={} keys={} outstanding={}",
                   s.pool.last_frame.frame, s.health.pool_allocs, s.health.pool_releases,

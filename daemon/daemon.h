@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http_handler.h"
 #include "poolwatch/buffer_pool.h"
+#include "poolwatch/diagnostics_store.h"
 #include "poolwatch/health_monitor.h"
 #include "poolwatch/metrics_publisher.h"
 #include "poolwatch/process_collector.h"
@@ -46,6 +47,7 @@ class Daemon {
   const HttpHandler& handler() const { return handler_; }
   const Config& initial_config() const { return config_; }
   const MetricsPublisher& publisher() const { return publisher_; }
+  const DiagnosticsStore& diagnostics() const { return diagnostics_; }
 
   Probe Liveness() const;
   Probe Readiness() const;
@@ -63,6 +65,7 @@ class Daemon {
   SteadyClock clock_;
   SimulationLoop loop_;
   MetricsPublisher publisher_;
+  DiagnosticsStore diagnostics_;
   ProcessCollector process_collector_;
   prometheus::Registry registry_;  // daemon-level gauges: build info, reload state
   prometheus::Gauge& reload_successful_;

@@ -22,6 +22,8 @@ code{background:#f3f3f3;padding:0 .2em}</style></head>
 <li><a href="metrics">/metrics</a> &mdash; Prometheus metrics</li>
 <li><a href="healthz">/healthz</a> &mdash; liveness: the tick loop is running</li>
 <li><a href="readyz">/readyz</a> &mdash; readiness: the first frame has been published</li>
+<li><a href="debug">/debug</a> &mdash; verdicts, charts and leak attribution</li>
+<li><a href="debug/health">/debug/health</a> &mdash; the same as JSON</li>
 </ul>
 </body>
 </html>
@@ -78,13 +80,26 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   }
   if (path == "/healthz") return ProbeResponse(sources_.liveness);
   if (path == "/readyz") return ProbeResponse(sources_.readiness);
+  if ((path == "/debug" || path == "/debug/health") && sources_.diagnostics) {
+    HttpResponse response;
+    const DiagnosticsReport report = sources_.diagnostics();
+    if (path == "/debug") {
+      response.content_type = "text/html; charset=utf-8";
+      response.body = DebugPageHtml(report, sources_.debug);
+    } else {
+      response.content_type = "application/json";
+      response.body = DebugHealthJson(report, sources_.debug);
+    }
+    response.headers.emplace_back("Cache-Control", "no-store");
+    return response;
+  }
   if (path == "/") {
     HttpResponse response;
     response.content_type = "text/html; charset=utf-8";
     response.body = LandingPage();
     return response;
   }
-  return Text(404, "not found: try /metrics, /healthz, /readyz or /\n");
+  return Text(404, "not found: try /metrics, /healthz, /readyz, /debug or /\n");
 }
 
 }  // namespace poolwatch::daemon

@@ -7,6 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "debug_views.h"
+#include "poolwatch/diagnostics_store.h"
+
 namespace poolwatch::daemon {
 
 // The parts of an HTTP request that poolwatchd answers to; no socket types, so that handling is
@@ -34,11 +37,14 @@ struct HandlerSources {
   std::vector<const prometheus::Collectable*> collectables;  // scraped in this order
   std::function<Probe()> liveness;                           // /healthz
   std::function<Probe()> readiness;                          // /readyz
+  std::function<DiagnosticsReport()> diagnostics;            // /debug, /debug/health
+  DebugContext debug;
 };
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-// Answers poolwatchd's endpoints: /metrics, /healthz, /readyz and the landing page /.
+// Answers poolwatchd's endpoints: /metrics, /healthz, /readyz, /debug, /debug/health and the
+// landing page /.
 // GET and HEAD only. Thread-safe as far as its sources are (all of poolwatchd's are).
 class HttpHandler {
  public:

@@ -11,7 +11,7 @@ build_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
-  prometheus prometheus-alertmanager curl
+  prometheus prometheus-alertmanager curl chromium
 )
 case "$what" in
   build) packages=("${build_packages[@]}") ;;

@@ -59,43 +59,60 @@ std::string Window(std::uint32_t seconds) {
 
 std::vector<Group> Groups(const RuleOptions& options) {
   const AlertThresholds& t = options.thresholds;
-  const std::string window = Window(t.imbalance_window_seconds);
-  const std::string imbalance = "increase(poolwatch_pool_allocations_total[" + window +
-                                "]) - increase(poolwatch_pool_releases_total[" + window + "])";
-  const std::string overrun_ratio =
-      "rate(poolwatch_frame_overruns_total[5m]) / rate(poolwatch_frames_total[5m])";
-
-  const auto pair = [](const std::string& alert, const std::string& expr, Bound warning,
-                       Bound critical, const std::string& for_duration, const std::string& summary,
-                       const std::string& description) {
-    return std::array<Rule, 2>{Rule{alert, expr + " " + warning.PromQL(), for_duration,
-                                    Severity::kWarning, summary, description},
-                               Rule{alert, expr + " " + critical.PromQL(), for_duration,
-                                    Severity::kCritical, summary, description}};
-  };
-
   Group pool{"poolwatch.pool", {}};
-  for (auto rules : {
-           pair("PoolwatchPoolImbalance", imbalance, t.imbalance_warning, t.imbalance_critical,
-                "5m", "Pool {{ $labels.pool }} on {{ $labels.instance }} leaks buffers",
-                "{{ $value | humanize }} more buffers were allocated than released in pool "
-                "{{ $labels.pool }} over the last " +
-                    window +
-                    ". Buffers held across frames and never released accumulate; see "
-                    "poolwatch_pool_outstanding_buffers."),
-           pair("PoolwatchPoolPooledBytes", "poolwatch_pool_pooled_bytes", t.pooled_bytes_warning,
-                t.pooled_bytes_critical, "5m",
-                "Pool {{ $labels.pool }} on {{ $labels.instance }} holds too much memory",
-                "Pool {{ $labels.pool }} owns {{ $value | humanize1024 }}B (free and in use). "
-                "Compare poolwatch_pool_in_use_bytes: if it is much lower, free buffers of old "
-                "keys are piling up (bloat)."),
-           pair("PoolwatchPoolKeys", "poolwatch_pool_keys", t.keys_warning, t.keys_critical, "5m",
-                "Pool {{ $labels.pool }} on {{ $labels.instance }} has too many buffer keys",
-                "Pool {{ $labels.pool }} has {{ $value }} distinct (format, size) keys. Domain "
-                "changes leave old keys' free buffers behind unless trimming is enabled."),
-       }) {
-    pool.rules.insert(pool.rules.end(), rules.begin(), rules.end());
+  Group loop{"poolwatch.loop", {}};
+  // Warning and critical of each threshold condition share the alert name and differ in
+  // severity; their bounds and `for` come from ThresholdConditions, the one definition.
+  for (const ThresholdCondition& c : ThresholdConditions(t)) {
+    const std::string window = Window(c.window_seconds);
+    std::string expr;
+    std::string summary;
+    std::string description;
+    switch (c.kind) {
+      case ConditionKind::kImbalance:
+        expr = "increase(poolwatch_pool_allocations_total[" + window + "]) - ";
+        expr += "increase(poolwatch_pool_releases_total[" + window + "])";
+        summary = "Pool {{ $labels.pool }} on {{ $labels.instance }} leaks buffers";
+        description =
+            "{{ $value | humanize }} more buffers were allocated than released in pool "
+            "{{ $labels.pool }} over the last " +
+            window +
+            ". Buffers held across frames and never released accumulate; see "
+            "poolwatch_pool_outstanding_buffers.";
+        break;
+      case ConditionKind::kPooledBytes:
+        expr = "poolwatch_pool_pooled_bytes";
+        summary = "Pool {{ $labels.pool }} on {{ $labels.instance }} holds too much memory";
+        description =
+            "Pool {{ $labels.pool }} owns {{ $value | humanize1024 }}B (free and in use). "
+            "Compare poolwatch_pool_in_use_bytes: if it is much lower, free buffers of old keys "
+            "are piling up (bloat).";
+        break;
+      case ConditionKind::kKeys:
+        expr = "poolwatch_pool_keys";
+        summary = "Pool {{ $labels.pool }} on {{ $labels.instance }} has too many buffer keys";
+        description =
+            "Pool {{ $labels.pool }} has {{ $value }} distinct (format, size) keys. Domain "
+            "changes leave old keys' free buffers behind unless trimming is enabled.";
+        break;
+      case ConditionKind::kOverrunRatio:
+        expr = "rate(poolwatch_frame_overruns_total[" + window + "]) / ";
+        expr += "rate(poolwatch_frames_total[" + window + "])";
+        summary = "poolwatchd on {{ $labels.instance }} misses frame deadlines";
+        description =
+            "{{ $value | humanizePercentage }} of frames ended after their tick's "
+            "deadline over the last " +
+            window + ".";
+        break;
+    }
+    Group& group = c.kind == ConditionKind::kOverrunRatio ? loop : pool;
+    for (const auto& [bound, severity] :
+         {std::pair{c.warning, Severity::kWarning}, std::pair{c.critical, Severity::kCritical}}) {
+      group.rules.push_back({c.alert, expr + " " + bound.PromQL(), Window(c.for_seconds), severity,
+                             summary, description});
+    }
   }
+
   pool.rules.push_back(
       {"PoolwatchPoolAllocationFailures",
        "increase(poolwatch_pool_allocation_failures_total[5m]) > 0", "1m", Severity::kCritical,
@@ -114,15 +131,6 @@ std::vector<Group> Groups(const RuleOptions& options) {
            " bytes within 4h (predicted {{ $value | humanize1024 }}B). The first 10 minutes "
            "after a start (warm-up) are not in the window."});
 
-  Group loop{"poolwatch.loop", {}};
-  for (const Rule& rule :
-       pair("PoolwatchFrameOverruns", overrun_ratio, t.overrun_ratio_warning,
-            t.overrun_ratio_critical, "10m",
-            "poolwatchd on {{ $labels.instance }} misses frame deadlines",
-            "{{ $value | humanizePercentage }} of frames ended after their tick's deadline over "
-            "the last 5m.")) {
-    loop.rules.push_back(rule);
-  }
   loop.rules.push_back({"PoolwatchLoopStalled", "rate(poolwatch_frames_total[2m]) == 0", "2m",
                         Severity::kCritical,
                         "poolwatchd on {{ $labels.instance }} executes no frames",
@@ -157,12 +165,13 @@ std::string Bound::PromQL() const { return (op == Op::kGreater ? "> " : ">= ") +
 std::vector<ThresholdCondition> ThresholdConditions(const AlertThresholds& t) {
   return {
       {ConditionKind::kImbalance, "PoolwatchPoolImbalance", t.imbalance_warning,
-       t.imbalance_critical},
+       t.imbalance_critical, t.imbalance_for_seconds, t.imbalance_window_seconds},
       {ConditionKind::kPooledBytes, "PoolwatchPoolPooledBytes", t.pooled_bytes_warning,
-       t.pooled_bytes_critical},
-      {ConditionKind::kKeys, "PoolwatchPoolKeys", t.keys_warning, t.keys_critical},
+       t.pooled_bytes_critical, t.pooled_bytes_for_seconds, 0},
+      {ConditionKind::kKeys, "PoolwatchPoolKeys", t.keys_warning, t.keys_critical,
+       t.keys_for_seconds, 0},
       {ConditionKind::kOverrunRatio, "PoolwatchFrameOverruns", t.overrun_ratio_warning,
-       t.overrun_ratio_critical},
+       t.overrun_ratio_critical, t.overrun_for_seconds, t.overrun_window_seconds},
   };
 }
 

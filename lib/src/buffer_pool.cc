@@ -56,6 +56,7 @@ Buffer BufferPool::Take(BufferFormat format, std::uint32_t count, const char* si
   if (state == SlotState::kHeld) {
     slot.held_index = static_cast<std::uint32_t>(held_.size());
     held_.push_back(slot_index);
+    GroupAppend(slot_index);
   } else {
     frame_scoped_.push_back(slot_index);
   }
@@ -76,6 +77,7 @@ bool BufferPool::Release(BufferId id) {
   slots_[moved].held_index = slot.held_index;
   held_.pop_back();
   slot.held_index = kNone;
+  GroupUnlink(id.slot);
   ++frame_releases_;
   ReturnToFreeList(id.slot);
   return true;
@@ -95,6 +97,50 @@ void BufferPool::ReleaseAll() {
   frame_allocations_ = 0;
   frame_releases_ = 0;
   ++frame_;
+}
+
+void BufferPool::OutstandingBySite(std::vector<OutstandingGroup>& out) const {
+  out.clear();
+  for (const Group& group : groups_) {
+    if (group.count == 0) continue;
+    out.push_back({group.site, group.format, group.count, group.bytes, slots_[group.oldest].frame});
+  }
+}
+
+void BufferPool::GroupAppend(std::uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  const GroupKey key{slot.site, keys_[slot.key].format};
+  auto [it, added] = group_index_.try_emplace(key, static_cast<std::uint32_t>(groups_.size()));
+  if (added) groups_.push_back({key.site, key.format});
+  Group& group = groups_[it->second];
+  slot.group = it->second;
+  slot.group_prev = group.newest;
+  slot.group_next = kNone;
+  if (group.newest != kNone) slots_[group.newest].group_next = slot_index;
+  group.newest = slot_index;
+  if (group.oldest == kNone) group.oldest = slot_index;
+  ++group.count;
+  group.bytes += keys_[slot.key].buffer_bytes;
+}
+
+void BufferPool::GroupUnlink(std::uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  Group& group = groups_[slot.group];
+  if (slot.group_prev != kNone) {
+    slots_[slot.group_prev].group_next = slot.group_next;
+  } else {
+    group.oldest = slot.group_next;
+  }
+  if (slot.group_next != kNone) {
+    slots_[slot.group_next].group_prev = slot.group_prev;
+  } else {
+    group.newest = slot.group_prev;
+  }
+  --group.count;
+  group.bytes -= keys_[slot.key].buffer_bytes;
+  slot.group = kNone;
+  slot.group_prev = kNone;
+  slot.group_next = kNone;
 }
 
 BufferPool::Audit BufferPool::AuditBytes() const {

@@ -42,6 +42,7 @@ void HealthMonitor::RecordTickLateness(RuntimeState& state, std::chrono::nanosec
 void HealthMonitor::RecordPoolStats(RuntimeState& state, const BufferPool& pool) {
   const PoolStats& stats = pool.Stats();
   state.pool = stats;
+  pool.OutstandingBySite(state.outstanding);
   state.health.pool_allocs = stats.last_frame.allocations;
   state.health.pool_releases = stats.last_frame.releases;
   state.health.pooled_bytes = stats.pooled_bytes;
@@ -61,6 +62,7 @@ void HealthMonitor::EmitHealthSnapshot(RuntimeState& state) {
   snapshot_.time = std::chrono::system_clock::now();
   snapshot_.health = state.health;
   snapshot_.pool = state.pool;
+  snapshot_.outstanding = state.outstanding;
   snapshot_.frame_duration = state.frame_duration;
   snapshot_.tick_lateness = state.tick_lateness;
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);

@@ -252,3 +252,41 @@ TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperation
 
 }  // namespace
 }  // namespace poolwatch
+
+namespace poolwatch {
+namespace {
+
+TEST(BufferPoolAttributionTest, GroupsHeldBuffersBySiteAndFormatWithTheOldestFrame) {
+  BufferPool pool;
+  std::vector<BufferId> a;
+  for (int frame = 0; frame < 5; ++frame) {
+    a.push_back(pool.Acquire(BufferFormat::kF32, 10, "site.a").id());
+    pool.Acquire(BufferFormat::kU16, 10, "site.a");
+    pool.Alloc(BufferFormat::kF32, 10, "site.a");  // frame-scoped: not attributed
+    pool.ReleaseAll();
+  }
+  pool.Acquire(BufferFormat::kF32, 3);  // untagged
+  std::vector<OutstandingGroup> groups;
+  pool.OutstandingBySite(groups);
+  ASSERT_EQ(groups.size(), 3U);
+  EXPECT_STREQ(groups[0].site, "site.a");
+  EXPECT_EQ(groups[0].format, BufferFormat::kF32);
+  EXPECT_EQ(groups[0].count, 5U);
+  EXPECT_EQ(groups[0].bytes, 200U);
+  EXPECT_EQ(groups[0].oldest_frame, 0U);
+  EXPECT_EQ(groups[1].format, BufferFormat::kU16);
+  EXPECT_EQ(groups[2].site, nullptr);
+
+  // Releasing the oldest moves the group's age to the next oldest; the middle one changes none.
+  ASSERT_TRUE(pool.Release(a[0]));
+  ASSERT_TRUE(pool.Release(a[2]));
+  pool.OutstandingBySite(groups);
+  EXPECT_EQ(groups[0].count, 3U);
+  EXPECT_EQ(groups[0].oldest_frame, 1U);
+  for (std::size_t i : {1U, 3U, 4U}) ASSERT_TRUE(pool.Release(a[i]));
+  pool.OutstandingBySite(groups);
+  EXPECT_EQ(groups.size(), 2U);  // the emptied group is not listed
+}
+
+}  // namespace
+}  // namespace poolwatch

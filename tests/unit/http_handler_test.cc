@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "gunzip.h"
 #include "gzip.h"
 #include "poolwatch/metrics_publisher.h"
@@ -20,8 +22,12 @@ class HttpHandlerTest : public ::testing::Test {
  protected:
   HttpHandlerTest() {
     HealthSnapshot snapshot;
+    snapshot.time = std::chrono::system_clock::now();
     snapshot.pool.allocations_total = 42;
+    snapshot.pool.last_frame.frame = 120;
+    snapshot.outstanding = {{"unit.site<&>", BufferFormat::kF32, 3, 48, 60}};
     publisher_.Publish(snapshot);
+    store_.Receive(snapshot);
   }
 
   HttpResponse Get(const std::string& target, const std::string& accept_encoding = "") {
@@ -29,6 +35,7 @@ class HttpHandlerTest : public ::testing::Test {
   }
 
   MetricsPublisher publisher_{"unit"};
+  DiagnosticsStore store_;
   bool live_ = true;
   HttpHandler handler_{HandlerSources{{&publisher_},
                                       [this] {
@@ -36,7 +43,9 @@ class HttpHandlerTest : public ::testing::Test {
                                       },
                                       [] {
                                         return Probe{false, "not yet"};
-                                      }}};
+                                      },
+                                      [this] { return store_.Report(); },
+                                      {"unit", 60}}};
 };
 
 TEST_F(HttpHandlerTest, MetricsUseTheTextFormatContentType) {
@@ -72,6 +81,41 @@ TEST_F(HttpHandlerTest, LandingPageLinksTheEndpoints) {
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
   EXPECT_NE(response.body.find("href=\"metrics\""), std::string::npos);
+}
+
+TEST_F(HttpHandlerTest, DebugHealthIsJsonWithVerdictsAndAttribution) {
+  const HttpResponse response = Get("/debug/health");
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.content_type, "application/json");
+  const auto json = nlohmann::json::parse(response.body);
+  EXPECT_EQ(json["pool"], "unit");
+  EXPECT_EQ(json["latest"]["frame"], 120);
+  EXPECT_EQ(json["latest"]["memory"]["allocations_total"], 42);
+  ASSERT_EQ(json["verdicts"].size(), 4U);
+  EXPECT_EQ(json["verdicts"][0]["alert"], "PoolwatchPoolImbalance");
+  EXPECT_EQ(json["verdicts"][0]["severity"], "ok");
+  ASSERT_EQ(json["attribution"].size(), 1U);
+  EXPECT_EQ(json["attribution"][0]["site"], "unit.site<&>");
+  EXPECT_EQ(json["attribution"][0]["format"], "f32");
+  EXPECT_EQ(json["attribution"][0]["count"], 3);
+  EXPECT_EQ(json["attribution"][0]["oldest_age_frames"], 60);
+  EXPECT_DOUBLE_EQ(json["attribution"][0]["oldest_age_seconds"].get<double>(), 1.0);
+  EXPECT_EQ(json["history"].size(), 1U);
+}
+
+TEST_F(HttpHandlerTest, DebugPageIsSelfContainedHtmlWithChartsAndEscapedSites) {
+  const HttpResponse response = Get("/debug");
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
+  const std::string& html = response.body;
+  for (const char* id : {"chart-bytes", "chart-allocs", "chart-keys", "chart-frame-time"}) {
+    EXPECT_NE(html.find("<svg id=\"" + std::string(id) + "\""), std::string::npos) << id;
+  }
+  EXPECT_NE(html.find("unit.site&lt;&amp;&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("unit.site<&>"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src="), std::string::npos);  // no external assets
+  EXPECT_NE(html.find("http-equiv=\"refresh\""), std::string::npos);
 }
 
 TEST_F(HttpHandlerTest, UnknownPathsAre404AndOtherMethods405) {

@@ -29,13 +29,18 @@ struct AlertThresholds {
   Bound imbalance_warning{Bound::Op::kGreater, 0};
   Bound imbalance_critical{Bound::Op::kGreaterOrEqual, 10};
   std::uint32_t imbalance_window_seconds = 300;
+  std::uint32_t imbalance_for_seconds = 300;
   Bound pooled_bytes_warning{Bound::Op::kGreater, 50.0 * 1024 * 1024};
   Bound pooled_bytes_critical{Bound::Op::kGreater, 100.0 * 1024 * 1024};
+  std::uint32_t pooled_bytes_for_seconds = 300;
   Bound keys_warning{Bound::Op::kGreater, 50};
   Bound keys_critical{Bound::Op::kGreater, 100};
-  // Beyond the sprint's table: the share of frames that miss their deadline.
+  std::uint32_t keys_for_seconds = 300;
+  // Beyond the sprint's table: the share of frames that miss their deadline, over 5 minutes.
   Bound overrun_ratio_warning{Bound::Op::kGreater, 0.01};
   Bound overrun_ratio_critical{Bound::Op::kGreater, 0.10};
+  std::uint32_t overrun_window_seconds = 300;
+  std::uint32_t overrun_for_seconds = 600;
 };
 
 // What a pool threshold condition measures.
@@ -47,6 +52,8 @@ struct ThresholdCondition {
   std::string alert;  // e.g. "PoolwatchPoolImbalance"
   Bound warning;
   Bound critical;
+  std::uint32_t for_seconds = 0;     // how long a level must hold before its alert fires
+  std::uint32_t window_seconds = 0;  // the window a rate or increase is taken over; 0: none
 
   Severity Evaluate(double value) const {
     if (critical.Holds(value)) return Severity::kCritical;

@@ -96,6 +96,15 @@ struct OutstandingBuffer {
   std::uint64_t frame = 0;  // the frame it was allocated in
 };
 
+// Held buffers of one allocation site and format, for leak attribution.
+struct OutstandingGroup {
+  const char* site = nullptr;  // nullptr for untagged allocations
+  BufferFormat format = BufferFormat::kU8;
+  std::uint64_t count = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t oldest_frame = 0;  // allocation frame of the oldest buffer in the group
+};
+
 // A pool of reusable buffers keyed by (format, element count), instrumented for leak and bloat
 // detection.
 //
@@ -150,6 +159,11 @@ class BufferPool {
     for (std::uint32_t slot : frame_scoped_) fn(Describe(slot));
   }
 
+  // Held buffers grouped by (site, format), kept up to date on every Acquire and Release, so
+  // this costs O(groups), never O(buffers). Groups are returned in first-seen order. The same
+  // site text at two addresses (two translation units) makes two groups; merge by text if needed.
+  void OutstandingBySite(std::vector<OutstandingGroup>& out) const;
+
   // Recounts pooled and in-use bytes by walking every buffer. O(buffers): a check of the
   // running sums for tests and debugging, never used on the tick path.
   struct Audit {
@@ -170,7 +184,31 @@ class BufferPool {
     std::uint32_t key = kNone;
     std::uint32_t generation = 0;
     std::uint32_t held_index = kNone;  // position in held_ while held
+    // While held: the slot's group and its neighbours in allocation order (oldest first).
+    std::uint32_t group = kNone;
+    std::uint32_t group_prev = kNone;
+    std::uint32_t group_next = kNone;
     SlotState state = SlotState::kEmpty;
+  };
+
+  struct Group {
+    const char* site = nullptr;
+    BufferFormat format = BufferFormat::kU8;
+    std::uint64_t count = 0;
+    std::uint64_t bytes = 0;
+    std::uint32_t oldest = kNone;  // slot
+    std::uint32_t newest = kNone;  // slot
+  };
+
+  struct GroupKey {
+    const char* site;
+    BufferFormat format;
+    friend bool operator==(const GroupKey&, const GroupKey&) = default;
+  };
+  struct GroupKeyHash {
+    std::size_t operator()(const GroupKey& key) const {
+      return std::hash<const void*>()(key.site) ^ static_cast<std::size_t>(key.format);
+    }
   };
 
   struct Key {
@@ -201,6 +239,8 @@ class BufferPool {
   void LruUnlink(std::uint32_t key_index);
   void Trim();
   void DropKey(std::uint32_t key_index);
+  void GroupAppend(std::uint32_t slot_index);
+  void GroupUnlink(std::uint32_t slot_index);
   Buffer MakeBuffer(std::uint32_t slot_index) const;
   OutstandingBuffer Describe(std::uint32_t slot_index) const;
 
@@ -215,6 +255,8 @@ class BufferPool {
 
   std::vector<std::uint32_t> frame_scoped_;  // slots handed out by Alloc() this frame
   std::vector<std::uint32_t> held_;          // slots handed out by Acquire()
+  std::vector<Group> groups_;
+  std::unordered_map<GroupKey, std::uint32_t, GroupKeyHash> group_index_;
 
   std::uint64_t frame_ = 0;
   std::uint64_t frame_allocations_ = 0;

@@ -54,7 +54,8 @@ struct HealthMetrics {
 // Everything the tick thread knows about the runtime's health. Owned by the tick thread.
 struct RuntimeState {
   HealthMetrics health;
-  PoolStats pool;  // full pool stats of the last completed frame
+  PoolStats pool;                             // full pool stats of the last completed frame
+  std::vector<OutstandingGroup> outstanding;  // held buffers by (site, format)
   DurationHistogram frame_duration;
   DurationHistogram tick_lateness;
   std::uint64_t snapshots = 0;             // snapshots emitted so far
@@ -67,6 +68,7 @@ struct HealthSnapshot {
   std::chrono::system_clock::time_point time;
   HealthMetrics health;
   PoolStats pool;
+  std::vector<OutstandingGroup> outstanding;
   DurationHistogram frame_duration;
   DurationHistogram tick_lateness;
 };
@@ -94,7 +96,8 @@ class HealthMonitor {
   static void RecordFrameTime(RuntimeState& state, std::chrono::nanoseconds frame_time);
   static void RecordTickLateness(RuntimeState& state, std::chrono::nanoseconds lateness);
   static void RecordOverrun(RuntimeState& state) { ++state.health.overruns; }
-  // Reads the pool's sealed stats: call after ReleaseAll(), so they describe the frame just run.
+  // Reads the pool's sealed stats and its held buffers by site: call after ReleaseAll(), so
+  // they describe the frame just run. O(sites), not O(buffers).
   static void RecordPoolStats(RuntimeState& state, const BufferPool& pool);
 
   bool ShouldEmitSnapshot(const RuntimeState& state) const;

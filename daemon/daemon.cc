@@ -69,10 +69,10 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
 Daemon::~Daemon() { Stop(); }
 
 void Daemon::Start() {
+  spdlog::info("simulation starting: scenario {}, {} Hz, pool \"{}\"",
+               ScenarioName(config_.workload.scenario), config_.tick_hz, config_.pool_name);
   started_at_ = std::chrono::steady_clock::now();
   tick_thread_ = std::jthread([this](const std::stop_token& stop) { loop_.Run(stop); });
-  spdlog::info("simulation started: scenario {}, {} Hz, pool \"{}\"",
-               ScenarioName(config_.workload.scenario), config_.tick_hz, config_.pool_name);
 }
 
 void Daemon::Stop() {

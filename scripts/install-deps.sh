@@ -2,6 +2,7 @@
 # Installs what poolwatch needs from Debian bookworm's packages, and nothing already there.
 #   scripts/install-deps.sh build    compiler toolchain and libraries (also the Dockerfile's)
 #   scripts/install-deps.sh test     build + the real peers and tools the test suite runs
+#   scripts/install-deps.sh bench    build + Google Benchmark, wrk, prometheus-node-exporter
 set -euo pipefail
 
 what=${1:-build}
@@ -13,10 +14,12 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
   prometheus prometheus-alertmanager curl chromium
 )
+bench_packages=(libbenchmark-dev wrk prometheus-node-exporter curl)
 case "$what" in
   build) packages=("${build_packages[@]}") ;;
+  bench) packages=("${build_packages[@]}" "${bench_packages[@]}") ;;
   test) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()

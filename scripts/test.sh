@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, builds, checks formatting, runs every test.
+# The whole test suite: installs what it needs, builds, checks formatting and lint, runs every
+# test (unit, integration, end to end with real Prometheus and Alertmanager, a real browser),
+# then again under ASan+UBSan and under TSan.
+#   scripts/test.sh          everything (what CI runs)
+#   scripts/test.sh --quick  skip clang-tidy and the sanitizer builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
+jobs=$(nproc)
 
 scripts/install-deps.sh test
 
@@ -12,10 +20,21 @@ echo "== build (dev preset)"
 cmake --preset dev >/dev/null
 cmake --build --preset dev
 
-echo "== clang-tidy"
-# clang-tidy counts the warnings it suppresses in system headers on stderr; keep only findings.
-git ls-files 'lib/*.cc' 'daemon/*.cc' 'tests/*.cc' |
-  xargs -P "$(nproc)" -n 1 clang-tidy -p build/dev --quiet 2> >(grep -v ' warnings generated\.$' >&2)
+if ! $quick; then
+  echo "== clang-tidy"
+  # clang-tidy counts the warnings it suppresses in system headers on stderr; keep only findings.
+  git ls-files 'lib/*.cc' 'daemon/*.cc' 'tests/*.cc' |
+    xargs -P "$jobs" -n 1 clang-tidy -p build/dev --quiet 2> >(grep -v ' warnings generated\.$' >&2)
+fi
 
-echo "== unit, integration and end-to-end tests (real prometheus, alertmanager, promtool, amtool)"
-ctest --preset dev --parallel "$(nproc)"
+echo "== unit, integration and end-to-end tests"
+ctest --preset dev --parallel "$jobs"
+
+if ! $quick; then
+  for preset in asan tsan; do
+    echo "== $preset: build and run the suites under the sanitizer"
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset"
+    ctest --preset "$preset" --parallel "$jobs"
+  done
+fi

@@ -4,6 +4,7 @@
 #include <utility>
 
 namespace poolwatch {
+inline namespace POOLWATCH_POOL_NAMESPACE {
 
 BufferPool::BufferPool(PoolOptions options) : options_(options) {}
 
@@ -31,8 +32,8 @@ Buffer BufferPool::Take(BufferFormat format, std::uint32_t count, const char* si
     keys_[key_index].free.pop_back();
   } else {
     const std::uint64_t bytes = keys_[key_index].buffer_bytes;
-    if (options_.max_bytes != 0 && live_.pooled_bytes + bytes > options_.max_bytes) {
-      ++live_.allocation_failures_total;
+    if (options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) {
+      if constexpr (kPoolInstrumented) ++allocation_failures_;
       // A key made only for this refused request would count as bloat; drop it again.
       if (keys_[key_index].live == 0) DropKey(key_index);
       return {};
@@ -41,29 +42,31 @@ Buffer BufferPool::Take(BufferFormat format, std::uint32_t count, const char* si
     slots_[slot_index].memory =
         static_cast<std::byte*>(::operator new (bytes, std::align_val_t{kAlignment}));
     slots_[slot_index].key = key_index;
-    live_.pooled_bytes += bytes;
-    ++live_.misses_total;
+    pooled_bytes_ += bytes;
+    if constexpr (kPoolInstrumented) ++misses_;
   }
 
   Key& key = keys_[key_index];
   Slot& slot = slots_[slot_index];
   slot.state = state;
-  slot.site = site;
-  slot.frame = frame_;
   ++slot.generation;
   ++key.live;
   Touch(key_index);
+  // The only instrumentation a frame-scoped buffer pays for: totals, outstanding and in-use bytes
+  // are derived when the frame is sealed (after ReleaseAll only held buffers are in use).
+  if constexpr (kPoolInstrumented) ++frame_allocations_;
   if (state == SlotState::kHeld) {
     slot.held_index = static_cast<std::uint32_t>(held_.size());
     held_.push_back(slot_index);
-    GroupAppend(slot_index);
+    if constexpr (kPoolInstrumented) {
+      slot.site = site;
+      slot.frame = frame_;
+      held_bytes_ += key.buffer_bytes;
+      GroupAppend(slot_index);
+    }
   } else {
     frame_scoped_.push_back(slot_index);
   }
-  ++frame_allocations_;
-  ++live_.allocations_total;
-  ++live_.outstanding_buffers;
-  live_.in_use_bytes += key.buffer_bytes;
   return MakeBuffer(slot_index);
 }
 
@@ -77,25 +80,39 @@ bool BufferPool::Release(BufferId id) {
   slots_[moved].held_index = slot.held_index;
   held_.pop_back();
   slot.held_index = kNone;
-  GroupUnlink(id.slot);
-  ++frame_releases_;
+  if constexpr (kPoolInstrumented) {
+    GroupUnlink(id.slot);
+    ++frame_releases_;
+    held_bytes_ -= keys_[slot.key].buffer_bytes;
+  }
   ReturnToFreeList(id.slot);
   return true;
 }
 
 void BufferPool::ReleaseAll() {
   for (std::uint32_t slot_index : frame_scoped_) ReturnToFreeList(slot_index);
-  frame_releases_ += frame_scoped_.size();
+  if constexpr (kPoolInstrumented) frame_releases_ += frame_scoped_.size();
   frame_scoped_.clear();
 
   if (options_.trim_idle_frames != 0) Trim();
 
-  live_.frames = frame_ + 1;
-  live_.keys = key_index_.size();
-  sealed_ = live_;
-  sealed_.last_frame = {frame_, frame_allocations_, frame_releases_};
-  frame_allocations_ = 0;
-  frame_releases_ = 0;
+  if constexpr (kPoolInstrumented) {
+    // Sealing writes the frame's numbers straight into Stats(): nothing between two
+    // ReleaseAll() calls changes what Stats() shows.
+    sealed_.last_frame = {frame_, frame_allocations_, frame_releases_};
+    sealed_.frames = frame_ + 1;
+    sealed_.allocations_total += frame_allocations_;
+    sealed_.releases_total += frame_releases_;
+    sealed_.misses_total = misses_;
+    sealed_.allocation_failures_total = allocation_failures_;
+    sealed_.trimmed_bytes_total = trimmed_bytes_;
+    sealed_.outstanding_buffers = sealed_.allocations_total - sealed_.releases_total;
+    sealed_.pooled_bytes = pooled_bytes_;
+    sealed_.in_use_bytes = held_bytes_;
+    sealed_.keys = key_index_.size();
+    frame_allocations_ = 0;
+    frame_releases_ = 0;
+  }
   ++frame_;
 }
 
@@ -159,7 +176,12 @@ BufferPool::Audit BufferPool::AuditBytes() const {
 
 std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count) {
   const std::uint64_t packed = PackKey(format, count);
-  if (auto it = key_index_.find(packed); it != key_index_.end()) return it->second;
+  CachedKey& cached = key_cache_[CacheSlot(packed)];
+  if (cached.packed == packed) return cached.index;
+  if (auto it = key_index_.find(packed); it != key_index_.end()) {
+    cached = {packed, it->second};
+    return it->second;
+  }
 
   std::uint32_t index = 0;
   if (!empty_keys_.empty()) {
@@ -179,6 +201,7 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   key.active = true;
   key.in_lru = false;
   key_index_.emplace(packed, index);
+  cached = {packed, index};
   return index;
 }
 
@@ -196,12 +219,8 @@ void BufferPool::ReturnToFreeList(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   Key& key = keys_[slot.key];
   slot.state = SlotState::kFree;
-  slot.site = nullptr;
   key.free.push_back(slot_index);
   --key.live;
-  ++live_.releases_total;
-  --live_.outstanding_buffers;
-  live_.in_use_bytes -= key.buffer_bytes;
   Touch(slot.key);
 }
 
@@ -216,6 +235,8 @@ void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
 
 void BufferPool::Touch(std::uint32_t key_index) {
   Key& key = keys_[key_index];
+  // Trimming only compares frames, so a key already moved to the tail this frame stays there.
+  if (key.in_lru && key.last_used_frame == frame_) return;
   key.last_used_frame = frame_;
   if (key.in_lru && lru_tail_ == key_index) return;
   if (key.in_lru) LruUnlink(key_index);
@@ -254,8 +275,8 @@ void BufferPool::Trim() {
     const std::uint32_t key_index = lru_head_;
     Key& key = keys_[key_index];
     for (std::uint32_t slot_index : key.free) {
-      live_.pooled_bytes -= key.buffer_bytes;
-      live_.trimmed_bytes_total += key.buffer_bytes;
+      pooled_bytes_ -= key.buffer_bytes;
+      if constexpr (kPoolInstrumented) trimmed_bytes_ += key.buffer_bytes;
       FreeSlotMemory(slot_index);
     }
     key.free.clear();
@@ -265,6 +286,10 @@ void BufferPool::Trim() {
 }
 
 void BufferPool::DropKey(std::uint32_t key_index) {
+  if (CachedKey& cached = key_cache_[CacheSlot(keys_[key_index].packed)];
+      cached.packed == keys_[key_index].packed) {
+    cached = {};
+  }
   LruUnlink(key_index);
   key_index_.erase(keys_[key_index].packed);
   keys_[key_index].active = false;
@@ -284,4 +309,5 @@ OutstandingBuffer BufferPool::Describe(std::uint32_t slot_index) const {
   return {slot.site, key.format, key.buffer_bytes, slot.frame};
 }
 
+}  // namespace POOLWATCH_POOL_NAMESPACE
 }  // namespace poolwatch

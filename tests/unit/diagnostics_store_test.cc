@@ -59,7 +59,8 @@ Severity ImbalanceVerdictAfter(std::uint64_t d, minutes at, Severity* pending = 
     s.pool.releases_total = 10 * i - (d * i) / 5;
     store.Receive(s);
   }
-  const Verdict& v = VerdictFor(store.Report(), ConditionKind::kImbalance);
+  const DiagnosticsReport report = store.Report();
+  const Verdict& v = VerdictFor(report, ConditionKind::kImbalance);
   severity = v.severity;
   if (pending != nullptr) *pending = v.pending;
   return severity;

@@ -35,7 +35,8 @@ TEST(ProcessCollectorTest, SeesAnExtraThreadAndAnExtraDescriptor) {
   close(fd);
   ASSERT_TRUE(before && after);
   EXPECT_EQ(after->open_fds, before->open_fds + 1);
-  EXPECT_EQ(after->threads, before->threads + 1);
+  // At least: a sanitizer runtime may start a helper thread of its own with the first one.
+  EXPECT_GE(after->threads, before->threads + 1);
 }
 
 TEST(ProcessCollectorTest, ExposesTheStandardNames) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -105,6 +106,20 @@ struct OutstandingGroup {
   std::uint64_t oldest_frame = 0;  // allocation frame of the oldest buffer in the group
 };
 
+// Built with POOLWATCH_POOL_PLAIN defined, BufferPool has its instrumentation compiled out
+// (counters, byte sums other than the cap's, attribution): the baseline that the benchmarks
+// compare it with. The two builds live in different inline namespaces, so one program can hold
+// both. The library is always built instrumented.
+#ifdef POOLWATCH_POOL_PLAIN
+#define POOLWATCH_POOL_NAMESPACE plain
+inline constexpr bool kPoolInstrumented = false;
+#else
+#define POOLWATCH_POOL_NAMESPACE instrumented
+inline constexpr bool kPoolInstrumented = true;
+#endif
+
+inline namespace POOLWATCH_POOL_NAMESPACE {
+
 // A pool of reusable buffers keyed by (format, element count), instrumented for leak and bloat
 // detection.
 //
@@ -127,8 +142,9 @@ class BufferPool {
   BufferPool& operator=(const BufferPool&) = delete;
 
   // A frame-scoped buffer of `count` elements, returned to the pool by the next ReleaseAll().
-  // `site` must be a string with static storage (a literal): it is kept, not copied. Returns an
-  // empty Buffer when count is 0 or the byte cap refuses new memory.
+  // `site` must be a string with static storage (a literal): it is kept, not copied, and used
+  // for attribution of held buffers. Returns an empty Buffer when count is 0 or the byte cap
+  // refuses new memory.
   Buffer Alloc(BufferFormat format, std::uint32_t count, const char* site = nullptr);
 
   // A buffer held across frames until Release().
@@ -151,12 +167,12 @@ class BufferPool {
   // The frame now being filled (the next to be sealed).
   std::uint64_t CurrentFrame() const { return frame_; }
 
-  // Calls fn(const OutstandingBuffer&) for every buffer handed out and not returned.
-  // O(outstanding buffers): for diagnosis on request, not for every frame.
+  // Calls fn(const OutstandingBuffer&) for every held buffer, which after ReleaseAll() are all
+  // the buffers outstanding. Site and frame are recorded for held buffers only: frame-scoped
+  // ones cannot outlive their frame. O(held buffers): for diagnosis on request.
   template <typename Fn>
   void ForEachOutstanding(Fn&& fn) const {
     for (std::uint32_t slot : held_) fn(Describe(slot));
-    for (std::uint32_t slot : frame_scoped_) fn(Describe(slot));
   }
 
   // Held buffers grouped by (site, format), kept up to date on every Acquire and Release, so
@@ -261,8 +277,26 @@ class BufferPool {
   std::uint64_t frame_ = 0;
   std::uint64_t frame_allocations_ = 0;
   std::uint64_t frame_releases_ = 0;
-  PoolStats live_;    // running totals; its last_frame is unused
-  PoolStats sealed_;  // copy of live_ taken at ReleaseAll()
+  std::uint64_t held_bytes_ = 0;  // bytes of held buffers, the only ones in use between frames
+  // Running between frames; sealed into sealed_ by ReleaseAll().
+  std::uint64_t pooled_bytes_ = 0;  // also what the byte cap compares, so kept when plain
+  std::uint64_t misses_ = 0;
+  std::uint64_t allocation_failures_ = 0;
+  std::uint64_t trimmed_bytes_ = 0;
+  PoolStats sealed_;  // what Stats() returns
+
+  // Most allocations reuse a few keys: a small direct-mapped cache in front of key_index_.
+  struct CachedKey {
+    std::uint64_t packed = ~std::uint64_t{0};
+    std::uint32_t index = 0;
+  };
+  static constexpr std::size_t kKeyCacheSize = 256;
+  static std::size_t CacheSlot(std::uint64_t packed) {
+    return static_cast<std::size_t>((packed * 0x9E3779B97F4A7C15ULL) >> 56);
+  }
+  std::array<CachedKey, kKeyCacheSize> key_cache_{};
 };
+
+}  // namespace POOLWATCH_POOL_NAMESPACE
 
 }  // namespace poolwatch

@@ -71,19 +71,20 @@ quantile() {  # quantile Q BEFORE_FILE AFTER_FILE NAME
     }' "$2" "$3"
 }
 
-start_poolwatchd() {  # start_poolwatchd HZ PORT -> sets pw_pid; prints start-up ms
+# Sets pw_pid and startup_us. Not to be called in $(...): the daemon would hold its pipe open.
+start_poolwatchd() {  # start_poolwatchd HZ PORT
   cat > "$work/poolwatchd.json" <<JSON
 {"http": {"listen": "127.0.0.1:$2", "max_connections": 256}, "log": {"level": "warn"},
  "loop": {"tick_hz": $1}, "workload": {"scenario": "steady"}}
 JSON
   local t0 t1
   t0=$(date +%s%N)
-  "$bin" --config "$work/poolwatchd.json" 2>>"$work/poolwatchd.log" &
+  "$bin" --config "$work/poolwatchd.json" >>"$work/poolwatchd.log" 2>&1 &
   pw_pid=$!
   pids+=("$pw_pid")
   until curl -fsS -o /dev/null "http://127.0.0.1:$2/metrics" 2>/dev/null; do sleep 0.001; done
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000 ))
+  startup_us=$(( (t1 - t0) / 1000 ))
 }
 
 stop_pid() { kill "$1"; wait "$1" 2>/dev/null || true; }
@@ -100,7 +101,8 @@ echo
 
 # Start-up, then idle tick precision at 60 Hz.
 port=$(free_port)
-startup_us=$(start_poolwatchd 60 "$port")
+start_poolwatchd 60 "$port"
+first_startup_us=$startup_us
 url="http://127.0.0.1:$port/metrics"
 sleep 2
 curl -fsS "$url" > "$work/idle0"
@@ -124,7 +126,7 @@ stop_pid "$pw_pid"
 
 ne_port=$(free_port)
 prometheus-node-exporter --collector.disable-defaults --web.listen-address="127.0.0.1:$ne_port" \
-  2>>"$work/node_exporter.log" &
+  >>"$work/node_exporter.log" 2>&1 &
 ne_pid=$!
 pids+=("$ne_pid")
 until curl -fsS -o /dev/null "http://127.0.0.1:$ne_port/metrics" 2>/dev/null; do sleep 0.01; done
@@ -134,7 +136,7 @@ stop_pid "$ne_pid"
 
 # Soak: 1 kHz, a scrape a second.
 port=$(free_port)
-start_poolwatchd 1000 "$port" >/dev/null
+start_poolwatchd 1000 "$port"
 url="http://127.0.0.1:$port/metrics"
 sleep 10
 rss0=$(metric process_resident_memory_bytes "$url")
@@ -152,7 +154,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 cat <<TABLE
 | figure | value |
 |---|---|
-| start-up: exec to first successful scrape | $((startup_us / 1000)).$(printf %03d $((startup_us % 1000))) ms |
+| start-up: exec to first successful scrape | $((first_startup_us / 1000)).$(printf %03d $((first_startup_us % 1000))) ms |
 | /metrics, poolwatchd (wrk -t2 -c16, ${load}s, ${body_bytes} B body) | ${pw_rps} req/s, p50 ${pw_p50}, p99 ${pw_p99} |
 | /metrics, node_exporter --collector.disable-defaults (${ne_body_bytes} B body) | ${ne_rps} req/s, p50 ${ne_p50}, p99 ${ne_p99} |
 | poolwatchd / node_exporter requests/s | ${ratio}× |

@@ -3,7 +3,7 @@ add_library(poolwatch_warnings INTERFACE)
 target_compile_options(poolwatch_warnings INTERFACE
   -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast -Wnon-virtual-dtor
   -Woverloaded-virtual -Wpedantic -Wformat=2 -Wimplicit-fallthrough -Wcast-align
-  -Wdouble-promotion -Wuseless-cast)
+  -Wdouble-promotion $<$<CXX_COMPILER_ID:GNU>:-Wuseless-cast>)
 option(POOLWATCH_WARNINGS_AS_ERRORS "Treat warnings as errors" ON)
 if(POOLWATCH_WARNINGS_AS_ERRORS)
   target_compile_options(poolwatch_warnings INTERFACE -Werror)

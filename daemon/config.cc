@@ -155,7 +155,8 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number literal beyond a double (found by fuzzing).
     throw ConfigError(std::string(origin) + ": not valid JSON: " + e.what());
   }
 

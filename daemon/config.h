@@ -29,7 +29,7 @@ struct HttpOptions {
   std::size_t max_request_bytes = 8192;  // request line, headers and body together
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
-  std::size_t max_connections = 64;
+  std::size_t max_connections = 512;
 };
 
 struct LogOptions {

@@ -47,7 +47,8 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
                               [this] { return Liveness(); },
                               [this] { return Readiness(); },
                               [this] { return diagnostics_.Report(); },
-                              {config_.pool_name, config_.tick_hz}}) {
+                              {config_.pool_name, config_.tick_hz},
+                              [this] { return publisher_.Sequence(); }}) {
   prometheus::BuildGauge()
       .Name("poolwatch_build_info")
       .Help("A metric with a constant '1' value labeled by version, revision and compiler.")

@@ -59,6 +59,30 @@ std::string HttpHandler::Scrape() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+std::shared_ptr<HttpHandler::Exposition> HttpHandler::CurrentExposition(bool want_gzip) const {
+  const auto now = std::chrono::steady_clock::now();
+  const std::uint64_t generation = sources_.generation ? sources_.generation() : 0;
+  std::shared_ptr<Exposition> cached;
+  {
+    std::scoped_lock lock(cache_mutex_);
+    cached = cache_;
+  }
+  if (!sources_.generation || !cached || cached->generation != generation ||
+      now - cached->built >= kMaxExpositionAge) {
+    // Collected outside the lock: concurrent scrapes may both build, none waits on another.
+    cached = std::make_shared<Exposition>(Exposition{generation, now, Scrape(), {}});
+    if (want_gzip) cached->gzip = GzipCompress(cached->text);
+    std::scoped_lock lock(cache_mutex_);
+    cache_ = cached;
+    return cached;
+  }
+  if (want_gzip) {
+    std::scoped_lock lock(cache_mutex_);
+    if (cached->gzip.empty()) cached->gzip = GzipCompress(cached->text);
+  }
+  return cached;
+}
+
 HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") {
     HttpResponse response = Text(405, "method not allowed: use GET or HEAD\n");
@@ -70,11 +94,15 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   if (path == "/metrics") {
     HttpResponse response;
     response.content_type = kMetricsContentType;
-    response.body = Scrape();
     response.headers.emplace_back("Vary", "Accept-Encoding");
-    if (AcceptsGzip(request.accept_encoding)) {
-      response.body = GzipCompress(response.body);
+    const bool gzip = AcceptsGzip(request.accept_encoding);
+    const std::shared_ptr<Exposition> exposition = CurrentExposition(gzip);
+    if (gzip) {
+      std::scoped_lock lock(cache_mutex_);  // gzip is filled in under it
+      response.body = exposition->gzip;
       response.headers.emplace_back("Content-Encoding", "gzip");
+    } else {
+      response.body = exposition->text;
     }
     return response;
   }

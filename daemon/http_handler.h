@@ -2,7 +2,11 @@
 
 #include <prometheus/collectable.h>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,7 +43,14 @@ struct HandlerSources {
   std::function<Probe()> readiness;                          // /readyz
   std::function<DiagnosticsReport()> diagnostics;            // /debug, /debug/health
   DebugContext debug;
+  // Changes whenever the pool series may have (a new snapshot). Set: /metrics reuses one
+  // serialized exposition per generation, for at most kMaxExpositionAge. Empty: never reuse.
+  std::function<std::uint64_t()> generation;
 };
+
+// How long a serialized exposition may be served again: bounds how stale the process_* figures
+// can be when no new snapshot comes (a stalled loop).
+inline constexpr std::chrono::milliseconds kMaxExpositionAge{100};
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -52,11 +63,22 @@ class HttpHandler {
 
   HttpResponse Handle(const HttpRequest& request) const;
 
-  // The /metrics body, uncompressed.
+  // The /metrics body, uncompressed, freshly collected.
   std::string Scrape() const;
 
  private:
+  struct Exposition {
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point built;
+    std::string text;
+    std::string gzip;  // filled on the first request that asks for it
+  };
+  // The exposition to serve now: reused within a generation, else collected again.
+  std::shared_ptr<Exposition> CurrentExposition(bool want_gzip) const;
+
   HandlerSources sources_;
+  mutable std::mutex cache_mutex_;
+  mutable std::shared_ptr<Exposition> cache_;
 };
 
 }  // namespace poolwatch::daemon

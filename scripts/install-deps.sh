@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh build    compiler toolchain and libraries (also the Dockerfile's)
 #   scripts/install-deps.sh test     build + the real peers and tools the test suite runs
 #   scripts/install-deps.sh bench    build + Google Benchmark, wrk, prometheus-node-exporter
+#   scripts/install-deps.sh fuzz     build + clang 14 with its libFuzzer runtime
 set -euo pipefail
 
 what=${1:-build}
@@ -15,11 +16,13 @@ test_packages=(
   prometheus prometheus-alertmanager curl chromium
 )
 bench_packages=(libbenchmark-dev wrk prometheus-node-exporter curl)
+fuzz_packages=(clang-14 libclang-rt-14-dev)
 case "$what" in
   build) packages=("${build_packages[@]}") ;;
   bench) packages=("${build_packages[@]}" "${bench_packages[@]}") ;;
+  fuzz) packages=("${build_packages[@]}" "${fuzz_packages[@]}") ;;
   test) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

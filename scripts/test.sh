@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, checks formatting and lint, runs every
 # test (unit, integration, end to end with real Prometheus and Alertmanager, a real browser),
-# then again under ASan+UBSan and under TSan.
+# then again under ASan+UBSan and under TSan, then libFuzzer on the config and request parsers.
 #   scripts/test.sh          everything (what CI runs)
-#   scripts/test.sh --quick  skip clang-tidy and the sanitizer builds
+#   scripts/test.sh --quick  skip clang-tidy, the sanitizer builds and fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +37,7 @@ if ! $quick; then
     cmake --build --preset "$preset"
     ctest --preset "$preset" --parallel "$jobs"
   done
+
+  echo "== fuzz: config parsing and HTTP request handling, a minute each"
+  scripts/fuzz.sh 60
 fi

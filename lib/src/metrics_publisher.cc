@@ -55,6 +55,11 @@ std::optional<HealthSnapshot> MetricsPublisher::Latest() const {
   return latest_;
 }
 
+std::uint64_t MetricsPublisher::Sequence() const {
+  std::scoped_lock lock(mutex_);
+  return latest_ ? latest_->sequence : 0;
+}
+
 std::vector<MetricFamily> MetricsPublisher::Collect() const {
   const std::optional<HealthSnapshot> latest = Latest();
   // Before the first frame there is nothing true to say: no series rather than zeros.

@@ -86,6 +86,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"", "test.json: empty"}, BadConfig{"  \n ", "test.json: empty"},
         BadConfig{"{\"http\": {", "test.json: not valid JSON"},
         BadConfig{"[1, 2]", "<root>: must be an object"},
+        // Found by tests/fuzz/config_fuzz: nlohmann throws out_of_range, not parse_error.
+        BadConfig{"{\"loop\": {\"tick_hz\": 2e308}}", "test.json: not valid JSON"},
+        BadConfig{"{\"loop\": {\"ticf_xz\": -2e308}}", "test.json: not valid JSON"},
         BadConfig{"{\"htpp\": {}}", "htpp: unknown key"},
         BadConfig{"{\"pool\": {\"max_byte\": 1}}", "pool.max_byte: unknown key"},
         BadConfig{"{\"pool\": {\"max_bytes\": -1}}", "pool.max_bytes: must be an integer"},

@@ -37,6 +37,7 @@ class HttpHandlerTest : public ::testing::Test {
   MetricsPublisher publisher_{"unit"};
   DiagnosticsStore store_;
   bool live_ = true;
+  std::uint64_t generation_ = 1;
   HttpHandler handler_{HandlerSources{{&publisher_},
                                       [this] {
                                         return Probe{live_, live_ ? "ok" : "stalled"};
@@ -45,7 +46,8 @@ class HttpHandlerTest : public ::testing::Test {
                                         return Probe{false, "not yet"};
                                       },
                                       [this] { return store_.Report(); },
-                                      {"unit", 60}}};
+                                      {"unit", 60},
+                                      [this] { return generation_; }}};
 };
 
 TEST_F(HttpHandlerTest, MetricsUseTheTextFormatContentType) {
@@ -65,6 +67,19 @@ TEST_F(HttpHandlerTest, MetricsAreGzippedWhenAskedAndDecompressToTheSameText) {
   const auto text = poolwatch::testing::Gunzip(zipped.body);
   ASSERT_TRUE(text);
   EXPECT_EQ(*text, plain.body);
+}
+
+TEST_F(HttpHandlerTest, OneExpositionIsServedPerGenerationAndANewOneAfterIt) {
+  const std::string first = Get("/metrics").body;
+  HealthSnapshot next;
+  next.pool.allocations_total = 43;
+  publisher_.Publish(next);
+  EXPECT_EQ(Get("/metrics").body, first);  // same generation: the same exposition
+  EXPECT_EQ(poolwatch::testing::Gunzip(Get("/metrics", "gzip").body), first);
+  ++generation_;
+  const std::string second = Get("/metrics").body;
+  EXPECT_NE(second.find("poolwatch_pool_allocations_total{pool=\"unit\"} 43"), std::string::npos);
+  EXPECT_EQ(poolwatch::testing::Gunzip(Get("/metrics", "gzip").body), second);
 }
 
 TEST_F(HttpHandlerTest, ProbesReportTheirVerdicts) {

@@ -26,6 +26,8 @@ class MetricsPublisher final : public prometheus::Collectable {
   void Publish(const HealthSnapshot& snapshot);
   // A copy of the latest snapshot, or nothing before the first.
   std::optional<HealthSnapshot> Latest() const;
+  // The latest snapshot's sequence number (0 before the first): cheap, no copy.
+  std::uint64_t Sequence() const;
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 

@@ -1,0 +1,197 @@
+// Hostile and careless clients against the real poolwatchd: each gets a 4xx or a closed
+// connection within the configured limits, while scrapes still answer, frames keep advancing
+// and memory stays flat.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include "daemon_process.h"
+#include "http_client.h"
+
+namespace poolwatch::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A raw TCP connection to 127.0.0.1:port, closed when this goes.
+class Socket {
+ public:
+  explicit Socket(std::uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~Socket() { close(fd_); }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  bool connected() const { return connected_; }
+  void Send(std::string_view bytes) const {
+    static_cast<void>(send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL));
+  }
+  // True once the peer has closed (EOF or reset) within `timeout`; what it sent is kept.
+  bool ClosedWithin(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;
+      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) return true;
+      received_.append(buffer, static_cast<std::size_t>(n));
+    }
+    return false;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  std::string received_;
+};
+
+class HostileClientsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string config = dir_.Write("poolwatchd.json", R"({
+      "http": {"listen": "127.0.0.1:0", "header_timeout_seconds": 2, "idle_timeout_seconds": 2,
+               "max_connections": 512, "max_request_bytes": 8192},
+      "loop": {"tick_hz": 100},
+      "workload": {"scenario": "steady", "particles": 256}})");
+    daemon_ = std::make_unique<DaemonProcess>(std::vector<std::string>{"--config", config});
+    port_ = daemon_->Port();
+    ASSERT_NE(port_, 0) << daemon_->Log();
+    ASSERT_TRUE(Eventually([&] { return HttpGet(port_, "/readyz").status == 200; }));
+  }
+
+  std::map<std::string, double> Scrape() { return ParseSamples(HttpGet(port_, "/metrics").body); }
+
+  // A scrape that must answer within a second.
+  void ExpectPromptScrape() {
+    const auto start = std::chrono::steady_clock::now();
+    const HttpResult result = HttpRequest(port_, "GET", "/metrics", {}, 1s);
+    EXPECT_EQ(result.status, 200U) << result.error;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(HostileClientsTest, HundredsOfStalledHalfHeadersAreCutOffAndScrapesStillAnswer) {
+  const double frames_before = Scrape().at("poolwatch_frames_total");
+  std::vector<std::unique_ptr<Socket>> stalled;
+  for (int i = 0; i < 300; ++i) {
+    stalled.push_back(std::make_unique<Socket>(port_));
+    ASSERT_TRUE(stalled.back()->connected());
+    stalled.back()->Send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+  }
+  ExpectPromptScrape();
+  // The header timeout (2 s) closes every stalled connection.
+  for (auto& socket : stalled) EXPECT_TRUE(socket->ClosedWithin(5s));
+  ExpectPromptScrape();
+  EXPECT_GT(Scrape().at("poolwatch_frames_total"), frames_before);
+}
+
+TEST_F(HostileClientsTest, OversizedHeadersGet431) {
+  Socket socket(port_);
+  socket.Send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " +
+              std::string(std::size_t{300} * 1024, 'a') + "\r\n\r\n");
+  ASSERT_TRUE(socket.ClosedWithin(5s));
+  EXPECT_TRUE(socket.received().starts_with("HTTP/1.1 431")) << socket.received().substr(0, 80);
+  ExpectPromptScrape();
+}
+
+TEST_F(HostileClientsTest, AHundredMegabyteBodyIsRefusedWith413BeforeItIsSent) {
+  Socket socket(port_);
+  socket.Send("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n");
+  ASSERT_TRUE(socket.ClosedWithin(5s));
+  EXPECT_TRUE(socket.received().starts_with("HTTP/1.1 413")) << socket.received();
+}
+
+TEST_F(HostileClientsTest, UnknownMethodsGet405AndGarbageGets400) {
+  EXPECT_TRUE(
+      RawExchange(port_, "BREW /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s)
+          .starts_with("HTTP/1.1 405"));
+  EXPECT_TRUE(
+      RawExchange(port_, "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s)
+          .starts_with("HTTP/1.1 405"));
+  std::string garbage(4096, '\0');
+  for (std::size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>(i * 131 + 7);
+  EXPECT_TRUE(RawExchange(port_, garbage, 5s).starts_with("HTTP/1.1 400"));
+  ExpectPromptScrape();
+}
+
+TEST_F(HostileClientsTest, PathTraversalFindsNothing) {
+  for (const char* target : {"/../../etc/passwd", "/metrics/../../etc/passwd", "/%2e%2e/etc",
+                             "../etc/passwd", "//etc/passwd"}) {
+    const std::string response = RawExchange(
+        port_, std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        5s);
+    EXPECT_TRUE(response.starts_with("HTTP/1.1 404") || response.starts_with("HTTP/1.1 400"))
+        << target << ": " << response.substr(0, 40);
+    EXPECT_EQ(response.find("root:"), std::string::npos);
+  }
+}
+
+TEST_F(HostileClientsTest, Http10WithoutHostIsAnsweredAndClosed) {
+  Socket socket(port_);
+  socket.Send("GET /metrics HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(socket.ClosedWithin(5s));
+  EXPECT_TRUE(socket.received().starts_with("HTTP/1.0 200")) << socket.received().substr(0, 40);
+  EXPECT_NE(socket.received().find("poolwatch_frames_total"), std::string::npos);
+}
+
+TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(HttpGet(port_, "/healthz").status, 200U);
+  const auto before = Scrape();
+  for (int i = 0; i < 3000; ++i) {
+    const HttpResult result = HttpGet(port_, i % 2 == 0 ? "/metrics" : "/debug/health");
+    ASSERT_EQ(result.status, 200U) << "request " << i << ": " << result.error;
+  }
+  const auto after = Scrape();
+  EXPECT_GT(after.at("poolwatch_frames_total"), before.at("poolwatch_frames_total"));
+  EXPECT_LT(after.at("process_resident_memory_bytes") - before.at("process_resident_memory_bytes"),
+            4 << 20)
+      << "RSS grew by more than 4 MiB over 3000 connections";
+  EXPECT_LE(after.at("process_open_fds"), before.at("process_open_fds") + 2);
+}
+
+TEST_F(HostileClientsTest, SigtermDuringScrapesExitsCleanly) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> scrapers;
+  scrapers.reserve(4);
+  for (int t = 0; t < 4; ++t) {
+    scrapers.emplace_back([&] {
+      while (!stop) {
+        const HttpResult result = HttpRequest(port_, "GET", "/metrics", {}, 2s);
+        // A complete answer or a refused/closed connection; never a cut-off 200.
+        if (result.status == 200U) {
+          EXPECT_NE(result.body.find("process_threads"), std::string::npos);
+          ++answered;
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return answered > 20; }));
+  daemon_->Signal(SIGTERM);
+  const auto code = daemon_->WaitExit(2s);
+  stop = true;
+  for (auto& scraper : scrapers) scraper.join();
+  ASSERT_TRUE(code) << "still running after SIGTERM";
+  EXPECT_EQ(*code, 0) << daemon_->Log();
+}
+
+}  // namespace
+}  // namespace poolwatch::testing

@@ -28,6 +28,8 @@ CliOptions ParseCommandLine(const std::vector<std::string>& args) {
       if (options.config_path.empty()) throw UsageError("--config needs a file name");
     } else if (flag == "--check-config") {
       no_value(options.check_config);
+    } else if (flag == "--healthcheck") {
+      no_value(options.healthcheck);
     } else if (flag == "--print-rules") {
       no_value(options.print_rules);
     } else if (flag == "--version") {
@@ -78,6 +80,8 @@ Options:
   --log-level LEVEL   trace, debug, info, warn, error, critical or off; overrides log.level
   --scenario NAME     steady, leak, bloat or spike; overrides workload.scenario
   --print-rules       print the Prometheus alerting rules (config/prometheus/poolwatch.rules.yml)
+  --healthcheck       ask the running poolwatchd (at the configured listen port, on
+                      loopback) for /healthz; exit 0 if healthy, 1 if not (for HEALTHCHECK)
   --version           print the version and exit
   --help              print this help and exit
 

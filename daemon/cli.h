@@ -18,6 +18,7 @@ struct CliOptions {
   std::string config_path = "config/poolwatchd.json";
   bool check_config = false;
   bool print_rules = false;
+  bool healthcheck = false;
   bool version = false;
   bool help = false;
   ConfigOverrides overrides;

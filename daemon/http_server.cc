@@ -132,6 +132,38 @@ std::string Format(const tcp::endpoint& endpoint) {
 
 }  // namespace
 
+std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout) {
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  const std::string host = address.host.empty() ? "127.0.0.1" : address.host;
+  const auto endpoints = tcp::resolver(io).resolve(host, std::to_string(address.port),
+                                                   tcp::resolver::numeric_service, ec);
+  if (ec) return "cannot resolve " + host + ": " + ec.message();
+  http::request<http::empty_body> request{http::verb::get, "/healthz", 11};
+  request.set(http::field::host, host);
+  request.set(http::field::connection, "close");
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  // Asynchronous calls, so that the stream's deadline bounds every step.
+  stream.expires_after(timeout);
+  stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
+    if ((ec = e)) return;
+    http::async_write(stream, request, [&](beast::error_code e2, std::size_t) {
+      if ((ec = e2)) return;
+      http::async_read(stream, buffer, response,
+                       [&](beast::error_code e3, std::size_t) { ec = e3; });
+    });
+  });
+  io.run();
+  if (ec)
+    return "GET /healthz on " + host + ":" + std::to_string(address.port) + ": " + ec.message();
+  if (response.result() != http::status::ok) {
+    return "/healthz answered " + std::to_string(response.result_int()) + ": " + response.body();
+  }
+  return "";
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, std::shared_ptr<Shared> s)
       : io_context(io), acceptor(asio::make_strand(io)), shared(std::move(s)) {}

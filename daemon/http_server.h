@@ -22,6 +22,10 @@ namespace poolwatch::daemon {
 //
 // Thread-safety: construct, Start() and Stop() on one thread, or Stop() from a handler running
 // on the io_context.
+// GET /healthz from a poolwatchd listening at `address` (an all-interfaces address is asked on
+// loopback). Returns an empty string if it answered 200, else what went wrong.
+std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout);
+
 class HttpServer {
  public:
   // Binds and listens at once. Throws std::runtime_error naming the address when it cannot

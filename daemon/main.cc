@@ -68,6 +68,16 @@ int main(int argc, char** argv) {
     std::cerr << "poolwatchd: invalid config: " << e.what() << "\n";
     return kExitUsage;
   }
+  if (cli.healthcheck) {
+    const std::string problem =
+        ProbeHealth(ParseListenAddress(config.http.listen), std::chrono::seconds{3});
+    if (!problem.empty()) {
+      std::cerr << "poolwatchd: unhealthy: " << problem << "\n";
+      return kExitRuntime;
+    }
+    std::cout << "healthy\n";
+    return 0;
+  }
   if (cli.check_config) {
     std::cout << cli.config_path << ": OK\n";
     return 0;

@@ -13,7 +13,7 @@ build_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
-  prometheus prometheus-alertmanager curl chromium
+  prometheus prometheus-alertmanager curl chromium libyaml-cpp-dev systemd
 )
 bench_packages=(libbenchmark-dev wrk prometheus-node-exporter curl)
 fuzz_packages=(clang-14 libclang-rt-14-dev)

@@ -182,6 +182,20 @@ TEST_F(DaemonTest, OversizedAndMalformedRequestsGet4xxAndTheLoopKeepsTicking) {
   EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames_before; }));
 }
 
+TEST_F(DaemonTest, HealthcheckFlagProbesTheRunningDaemon) {
+  Start(ConfigJson("steady"));
+  const RunResult healthy = RunPoolwatchd({"--config", config_path_, "--listen",
+                                           "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.output;
+  EXPECT_EQ(healthy.output, "healthy\n");
+  const RunResult nobody =
+      RunPoolwatchd({"--config", config_path_, "--listen",
+                     "127.0.0.1:" + std::to_string(FreePort()), "--healthcheck"});
+  EXPECT_EQ(nobody.exit_code, 1) << nobody.output;
+  EXPECT_NE(nobody.output.find("unhealthy: GET /healthz on 127.0.0.1:"), std::string::npos)
+      << nobody.output;
+}
+
 TEST_F(DaemonTest, SigtermExitsZeroWithinASecond) {
   Start(ConfigJson("steady"));
   const auto start = std::chrono::steady_clock::now();

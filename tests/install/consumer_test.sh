@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix, builds tests/install/consumer against the
+# installed package (find_package(poolwatch)), runs it and checks what it prints.
+#   consumer_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+source=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+test -f "$work/prefix/include/poolwatch/buffer_pool.h"
+test -f "$work/prefix/include/poolwatch/version.h"
+test -f "$work/prefix/lib/cmake/poolwatch/poolwatchConfig.cmake"
+cmake -S "$source/tests/install/consumer" -B "$work/build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+"$work/build/consumer" > "$work/out.txt"
+
+expect() {
+  grep -qxF "$1" "$work/out.txt" || { echo "missing: $1"; cat "$work/out.txt"; exit 1; }
+}
+expect 'poolwatch_pool_allocations_total{pool="consumer"} 110'
+expect 'poolwatch_pool_releases_total{pool="consumer"} 100'
+expect 'poolwatch_pool_outstanding_buffers{pool="consumer"} 10'
+expect 'poolwatch_pool_in_use_bytes{pool="consumer"} 640'
+expect 'poolwatch_frames_total 100'
+echo "consumer built against the installed package and printed the expected metrics"

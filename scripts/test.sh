@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, checks formatting and lint, runs every
 # test (unit, integration, end to end with real Prometheus and Alertmanager, a real browser),
-# then again under ASan+UBSan and under TSan, then libFuzzer on the config and request parsers.
+# then again under ASan+UBSan and under TSan, then libFuzzer on the config and request parsers,
+# then the container image (scripts/container-test.sh).
 #   scripts/test.sh          everything (what CI runs)
-#   scripts/test.sh --quick  skip clang-tidy, the sanitizer builds and fuzzing
+#   scripts/test.sh --quick  skip clang-tidy, the sanitizer builds, fuzzing and the container
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +43,7 @@ if ! $quick; then
 
   echo "== fuzz: config parsing and HTTP request handling, a minute each"
   scripts/fuzz.sh 60
+
+  echo "== container: build the Dockerfile, run it read-only, scrape, healthy, clean stop"
+  scripts/container-test.sh
 fi

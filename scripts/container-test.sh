@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the Dockerfile and checks the image: it runs read-only with a port published on
+# 127.0.0.1, serves /metrics, becomes healthy, and exits 0 within the stop timeout on SIGTERM.
+# Starts a private Docker engine if none answers, and makes the debian:bookworm-slim base with
+# debootstrap from the mirror this machine's apt sources name (cached between runs). Stops
+# what it started, by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+state=/var/lib/poolwatch-ci          # kept between runs on this machine: engine data, base
+exec_root=/run/poolwatch-docker
+socket=$exec_root/docker.sock
+started_engine=false
+container=""
+image=poolwatchd:test-$$
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$container" ]]; then docker rm -f "$container" >/dev/null 2>&1 || true; fi
+  docker image rm -f "$image" >/dev/null 2>&1 || true
+  if $started_engine; then
+    kill "$(cat "$exec_root/dockerd.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do [[ -e "$exec_root/dockerd.pid" ]] || break; sleep 0.2; done
+    umount "$exec_root/netns/default" 2>/dev/null || true
+    ip link del docker0 2>/dev/null || true
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+
+if ! docker info >/dev/null 2>&1; then
+  echo "== starting a private Docker engine"
+  export DEBIAN_FRONTEND=noninteractive
+  command -v dockerd >/dev/null || { apt-get update -qq; apt-get install -y -qq docker.io >/dev/null; }
+  mkdir -p "$state/docker" "$exec_root"
+  dockerd --data-root "$state/docker" --exec-root "$exec_root" -H "unix://$socket" \
+    --pidfile "$exec_root/dockerd.pid" --iptables=false >"$state/dockerd.log" 2>&1 &
+  started_engine=true
+  export DOCKER_HOST=unix://$socket
+  for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null
+fi
+
+if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+  echo "== making debian:bookworm-slim with debootstrap"
+  command -v debootstrap >/dev/null || { apt-get update -qq; apt-get install -y -qq debootstrap >/dev/null; }
+  # The mirror this machine already uses, read from its apt sources (never written down here).
+  mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [[ -n "$mirror" ]] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list)
+  rootfs=$(mktemp -d)
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log" 2>&1
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+  tar -C "$rootfs" -c . | docker import - debian:bookworm-slim >/dev/null
+  rm -rf "$rootfs"
+fi
+
+echo "== docker build"
+start=$(date +%s)
+docker build --network host -t "$image" . >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
+echo "built in $(( $(date +%s) - start )) s; image size $(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%.1f MiB", $1 / 1048576 }')"
+
+port=$(( 20000 + RANDOM % 20000 ))
+container=$(docker run -d --read-only -p "127.0.0.1:$port:9720" "$image")
+echo "== scrape /metrics on 127.0.0.1:$port"
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null && break; sleep 0.2; done
+body=$(curl -fsS "http://127.0.0.1:$port/metrics")
+grep -q '^poolwatch_pool_keys{pool="reference"} ' <<<"$body"
+grep -q '^# TYPE poolwatch_frames_total counter' <<<"$body"
+docker inspect -f '{{.Config.User}}' "$container" | grep -qx '65532:65532'
+
+echo "== wait for HEALTHCHECK"
+status=""
+for _ in $(seq 60); do
+  status=$(docker inspect -f '{{.State.Health.Status}}' "$container")
+  [[ "$status" == healthy ]] && break
+  sleep 0.5
+done
+[[ "$status" == healthy ]] || { echo "health: $status"; docker logs "$container"; exit 1; }
+
+echo "== docker stop (SIGTERM, 10 s timeout)"
+start=$(date +%s%N)
+docker stop -t 10 "$container" >/dev/null
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
+echo "stopped in ${elapsed_ms} ms, exit code $code"
+[[ "$code" == 0 && $elapsed_ms -lt 10000 ]]
+docker logs "$container" 2>&1 | grep -q 'received SIGTERM, stopping'
+echo "container test passed"

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -222,6 +223,10 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
 }
 
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    throw ConfigError(path + ": not a regular file");
+  }
   std::ifstream file(path, std::ios::binary);
   if (!file) throw ConfigError(path + ": cannot be opened for reading");
   std::string text;

@@ -212,6 +212,8 @@ TEST_F(AlertingEndToEnd, CriticalInhibitsTheWarningOfTheSameAlertAndTarget) {
 TEST_F(AlertingEndToEnd, BloatFiresTheKeysAndPooledBytesAlerts) {
   EXPECT_TRUE(WaitForAlert("PoolwatchPoolKeys", "bloat", "critical"));
   EXPECT_TRUE(WaitForAlert("PoolwatchPoolPooledBytes", "bloat", "critical"));
+  // The bloat outgrows the 256 MiB cap: allocations are refused, counted and alerted on.
+  EXPECT_TRUE(WaitForAlert("PoolwatchPoolAllocationFailures", "bloat", "critical"));
   EXPECT_TRUE(AlertmanagerAlerts("PoolwatchPoolImbalance", instance_["bloat"]).empty());
 }
 

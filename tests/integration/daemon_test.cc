@@ -244,6 +244,33 @@ TEST_F(DaemonTest, SighupWithAMissingFileIsRefused) {
   EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
 }
 
+TEST_F(DaemonTest, SighupWithAnUnreadableConfigIsRefused) {
+  Start(ConfigJson("steady"));
+  // Root reads any file whatever its mode: a directory in its place is what cannot be read.
+  std::filesystem::remove(config_path_);
+  std::filesystem::create_directory(config_path_);
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog(": not a regular file")) << daemon_->Log();
+  EXPECT_TRUE(
+      Eventually([&] { return Scrape().at("poolwatch_config_last_reload_successful") == 0; }));
+  const double frames = Scrape().at("poolwatch_frames_total");
+  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames; }));
+  std::filesystem::remove(config_path_);
+}
+
+TEST_F(DaemonTest, ByteCapRefusesAllocationsWithoutACrash) {
+  Start(R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+            "pool": {"name": "it", "max_bytes": 8388608},
+            "workload": {"scenario": "bloat", "particles": 256, "bloat_every_frames": 1}})");
+  ASSERT_TRUE(Eventually(
+      [&] { return Scrape().at(Pool("poolwatch_pool_allocation_failures_total")) > 20; }));
+  const auto s = Scrape();
+  EXPECT_LE(s.at(Pool("poolwatch_pool_pooled_bytes")), 8388608);
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+  const double frames = s.at("poolwatch_frames_total");
+  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames + 10; }));
+}
+
 TEST_F(DaemonTest, FlagsOverrideTheFile) {
   Start(ConfigJson("steady"), {"--scenario", "leak", "--log-level", "debug"});
   EXPECT_TRUE(

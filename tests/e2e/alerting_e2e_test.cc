@@ -22,10 +22,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 std::string ReadSource(const std::string& relative) {
-  std::ifstream file(std::string(POOLWATCH_SOURCE_DIR) + "/" + relative);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
+  return ReadFile(std::filesystem::path(POOLWATCH_SOURCE_DIR) / relative);
 }
 
 std::string UrlEncode(const std::string& text) {

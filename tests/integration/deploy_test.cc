@@ -14,13 +14,6 @@ namespace {
 
 const std::filesystem::path kSource = POOLWATCH_SOURCE_DIR;
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream file(path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 YAML::Node Load(const std::string& relative) {
   return YAML::LoadFile((kSource / relative).string());
 }

@@ -11,13 +11,6 @@ namespace {
 
 const std::string kSource = POOLWATCH_SOURCE_DIR;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 TEST(RulesTest, CheckedInRuleFileIsTheGeneratedOne) {
   const RunResult generated = RunPoolwatchd({"--print-rules"});
   ASSERT_EQ(generated.exit_code, 0) << generated.output;

@@ -21,14 +21,14 @@ extern char** environ;
 
 namespace poolwatch::testing {
 
-namespace {
-
-std::string ReadFile(const std::string& path) {
+std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
   std::ostringstream out;
   out << file.rdbuf();
   return out.str();
 }
+
+namespace {
 
 int DecodeStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);

@@ -65,6 +65,9 @@ class DaemonProcess : public ChildProcess {
 // A TCP port on 127.0.0.1 that was free a moment ago, for peers that cannot be told port 0.
 std::uint16_t FreePort();
 
+// The whole content of a file ("" if it cannot be read).
+std::string ReadFile(const std::filesystem::path& path);
+
 // Runs poolwatchd to completion with `args`; returns its exit code and output (stdout+stderr).
 struct RunResult {
   int exit_code = -1;

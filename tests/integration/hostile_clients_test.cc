@@ -161,9 +161,15 @@ TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {
   }
   const auto after = Scrape();
   EXPECT_GT(after.at("poolwatch_frames_total"), before.at("poolwatch_frames_total"));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Under a sanitizer RSS measures its runtime (ASan's quarantine keeps freed memory, ~170 MB
+  // here), not poolwatchd; the uninstrumented build checks the bound, LeakSanitizer leaks.
+  static_cast<void>(before.at("process_resident_memory_bytes"));
+#else
   EXPECT_LT(after.at("process_resident_memory_bytes") - before.at("process_resident_memory_bytes"),
             4 << 20)
       << "RSS grew by more than 4 MiB over 3000 connections";
+#endif
   EXPECT_LE(after.at("process_open_fds"), before.at("process_open_fds") + 2);
 }
 

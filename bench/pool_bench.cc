@@ -26,6 +26,14 @@ void Fill(BufferPool& pool, std::int64_t n) {
   pool.ReleaseAll();
 }
 
+// Runtime state with histograms, as the loop gives it.
+RuntimeState BenchRuntime() {
+  RuntimeState runtime;
+  runtime.frame_duration = DurationHistogram(DurationHistogram::LatenessBuckets());
+  runtime.tick_lateness = DurationHistogram(DurationHistogram::LatenessBuckets());
+  return runtime;
+}
+
 // Sealing a frame and reading its stats: O(1) whatever the pool's size.
 void BM_FrameStats(benchmark::State& state) {
   BufferPool pool;
@@ -56,9 +64,7 @@ void BM_Snapshot(benchmark::State& state) {
   DiagnosticsStore diagnostics;
   monitor.Subscribe([&](const HealthSnapshot& s) { publisher.Publish(s); });
   monitor.Subscribe([&](const HealthSnapshot& s) { diagnostics.Receive(s); });
-  RuntimeState runtime;
-  runtime.frame_duration = DurationHistogram(DurationHistogram::LatenessBuckets());
-  runtime.tick_lateness = DurationHistogram(DurationHistogram::LatenessBuckets());
+  RuntimeState runtime = BenchRuntime();
   for (auto _ : state) {
     pool.ReleaseAll();
     HealthMonitor::RecordFrameTime(runtime, std::chrono::microseconds{100});
@@ -75,9 +81,7 @@ void BM_ScrapeSerialize(benchmark::State& state) {
   HealthMonitor monitor;
   MetricsPublisher publisher("bench");
   monitor.Subscribe([&](const HealthSnapshot& s) { publisher.Publish(s); });
-  RuntimeState runtime;
-  runtime.frame_duration = DurationHistogram(DurationHistogram::LatenessBuckets());
-  runtime.tick_lateness = DurationHistogram(DurationHistogram::LatenessBuckets());
+  RuntimeState runtime = BenchRuntime();
   HealthMonitor::RecordPoolStats(runtime, pool);
   monitor.EmitHealthSnapshot(runtime);
   const prometheus::TextSerializer serializer;

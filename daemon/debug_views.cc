@@ -9,20 +9,17 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "rfc3339.h"
+
 namespace poolwatch::daemon {
 
 namespace {
 
 using nlohmann::json;
 
+// Empty for a time never set (a verdict before its first evaluation).
 std::string Rfc3339(std::chrono::system_clock::time_point time) {
-  if (time == std::chrono::system_clock::time_point{}) return "";
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
+  return time == std::chrono::system_clock::time_point{} ? "" : Rfc3339Utc(time);
 }
 
 std::string ConditionName(ConditionKind kind) {

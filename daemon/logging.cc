@@ -9,23 +9,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "rfc3339.h"
+
 namespace poolwatch::daemon {
 
 namespace {
-
-std::string Rfc3339Utc(std::chrono::system_clock::time_point time) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          time.time_since_epoch() % std::chrono::seconds{1})
-                          .count();
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  char out[48];
-  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(n), text, static_cast<int>(millis));
-  return out;
-}
 
 // One JSON object per line, for container log collectors: time (RFC 3339, UTC), level, msg.
 class JsonFormatter final : public spdlog::formatter {
@@ -34,7 +22,7 @@ class JsonFormatter final : public spdlog::formatter {
     const auto level = spdlog::level::to_string_view(msg.level);
     const std::string line =
         nlohmann::json{
-            {"time", Rfc3339Utc(msg.time)},
+            {"time", Rfc3339Utc(msg.time, /*millis=*/true)},
             {"level", std::string(level.data(), level.size())},
             {"msg", std::string(msg.payload.data(), msg.payload.size())},
         }

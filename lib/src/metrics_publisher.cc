@@ -3,6 +3,8 @@
 #include <limits>
 #include <utility>
 
+#include "single_value_family.h"
+
 namespace poolwatch {
 
 namespace {
@@ -10,18 +12,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-MetricFamily Family(std::string name, std::string help, MetricType type, double value,
-                    std::vector<ClientMetric::Label> labels) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  if (type == MetricType::Counter) {
-    metric.counter.value = value;
-  } else {
-    metric.gauge.value = value;
-  }
-  return {std::move(name), std::move(help), type, {std::move(metric)}};
-}
 
 MetricFamily Histogram(std::string name, std::string help, const DurationHistogram& histogram) {
   ClientMetric metric;
@@ -71,47 +61,55 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
   const auto counter = MetricType::Counter;
 
   return {
-      Family("poolwatch_pool_frame_allocations",
-             "Buffers allocated from the pool in the last completed frame.", gauge,
-             D(p.last_frame.allocations), pool),
-      Family("poolwatch_pool_frame_releases",
-             "Buffers returned to the pool in the last completed frame.", gauge,
-             D(p.last_frame.releases), pool),
-      Family("poolwatch_pool_frame_imbalance",
-             "Allocations minus releases in the last completed frame.", gauge,
-             static_cast<double>(p.last_frame.Imbalance()), pool),
-      Family("poolwatch_pool_allocations_total", "Buffers handed out by the pool.", counter,
-             D(p.allocations_total), pool),
-      Family("poolwatch_pool_releases_total", "Buffers returned to the pool.", counter,
-             D(p.releases_total), pool),
-      Family("poolwatch_pool_misses_total",
-             "Allocations that found no free buffer of their key and needed new memory.", counter,
-             D(p.misses_total), pool),
-      Family("poolwatch_pool_outstanding_buffers",
-             "Buffers handed out and not yet returned, after the frame's release.", gauge,
-             D(p.outstanding_buffers), pool),
-      Family("poolwatch_pool_pooled_bytes", "Bytes owned by the pool, free and in use.", gauge,
-             D(p.pooled_bytes), pool),
-      Family("poolwatch_pool_in_use_bytes", "Bytes handed out by the pool and not returned.", gauge,
-             D(p.in_use_bytes), pool),
-      Family("poolwatch_pool_keys", "Distinct (format, element count) keys in the pool.", gauge,
-             D(p.keys), pool),
-      Family("poolwatch_pool_allocation_failures_total",
-             "Allocations refused because the pool's byte cap was reached.", counter,
-             D(p.allocation_failures_total), pool),
-      Family("poolwatch_pool_trimmed_bytes_total",
-             "Bytes of idle free buffers evicted by the trim policy.", counter,
-             D(p.trimmed_bytes_total), pool),
-      Family("poolwatch_frames_total", "Frames executed by the simulation loop.", counter,
-             D(s.health.frames), {}),
-      Family("poolwatch_frame_overruns_total", "Frames that ended after their tick's deadline.",
-             counter, D(s.health.overruns), {}),
+      detail::SingleValueFamily("poolwatch_pool_frame_allocations",
+                                "Buffers allocated from the pool in the last completed frame.",
+                                gauge, D(p.last_frame.allocations), pool),
+      detail::SingleValueFamily("poolwatch_pool_frame_releases",
+                                "Buffers returned to the pool in the last completed frame.", gauge,
+                                D(p.last_frame.releases), pool),
+      detail::SingleValueFamily("poolwatch_pool_frame_imbalance",
+                                "Allocations minus releases in the last completed frame.", gauge,
+                                static_cast<double>(p.last_frame.Imbalance()), pool),
+      detail::SingleValueFamily("poolwatch_pool_allocations_total",
+                                "Buffers handed out by the pool.", counter, D(p.allocations_total),
+                                pool),
+      detail::SingleValueFamily("poolwatch_pool_releases_total", "Buffers returned to the pool.",
+                                counter, D(p.releases_total), pool),
+      detail::SingleValueFamily(
+          "poolwatch_pool_misses_total",
+          "Allocations that found no free buffer of their key and needed new memory.", counter,
+          D(p.misses_total), pool),
+      detail::SingleValueFamily(
+          "poolwatch_pool_outstanding_buffers",
+          "Buffers handed out and not yet returned, after the frame's release.", gauge,
+          D(p.outstanding_buffers), pool),
+      detail::SingleValueFamily("poolwatch_pool_pooled_bytes",
+                                "Bytes owned by the pool, free and in use.", gauge,
+                                D(p.pooled_bytes), pool),
+      detail::SingleValueFamily("poolwatch_pool_in_use_bytes",
+                                "Bytes handed out by the pool and not returned.", gauge,
+                                D(p.in_use_bytes), pool),
+      detail::SingleValueFamily("poolwatch_pool_keys",
+                                "Distinct (format, element count) keys in the pool.", gauge,
+                                D(p.keys), pool),
+      detail::SingleValueFamily("poolwatch_pool_allocation_failures_total",
+                                "Allocations refused because the pool's byte cap was reached.",
+                                counter, D(p.allocation_failures_total), pool),
+      detail::SingleValueFamily("poolwatch_pool_trimmed_bytes_total",
+                                "Bytes of idle free buffers evicted by the trim policy.", counter,
+                                D(p.trimmed_bytes_total), pool),
+      detail::SingleValueFamily("poolwatch_frames_total", "Frames executed by the simulation loop.",
+                                counter, D(s.health.frames), {}),
+      detail::SingleValueFamily("poolwatch_frame_overruns_total",
+                                "Frames that ended after their tick's deadline.", counter,
+                                D(s.health.overruns), {}),
       Histogram("poolwatch_frame_duration_seconds", "Time spent executing a frame.",
                 s.frame_duration),
       Histogram("poolwatch_tick_lateness_seconds",
                 "Time between a tick's deadline and the loop waking up for it.", s.tick_lateness),
-      Family("poolwatch_health_snapshots_total", "Health snapshots emitted by the monitor.",
-             counter, D(s.sequence), {}),
+      detail::SingleValueFamily("poolwatch_health_snapshots_total",
+                                "Health snapshots emitted by the monitor.", counter, D(s.sequence),
+                                {}),
   };
 }
 

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "single_value_family.h"
+
 namespace poolwatch {
 
 namespace {
@@ -24,17 +26,6 @@ std::optional<double> BootTime() {
     }
   }
   return std::nullopt;
-}
-
-prometheus::MetricFamily Family(const char* name, const char* help, double value,
-                                prometheus::MetricType type = prometheus::MetricType::Gauge) {
-  prometheus::ClientMetric metric;
-  if (type == prometheus::MetricType::Counter) {
-    metric.counter.value = value;
-  } else {
-    metric.gauge.value = value;
-  }
-  return {name, help, type, {metric}};
 }
 
 }  // namespace
@@ -80,18 +71,24 @@ std::optional<ProcessStats> ReadProcessStats() {
 std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   const std::optional<ProcessStats> stats = ReadProcessStats();
   if (!stats) return {};
+  const auto gauge = prometheus::MetricType::Gauge;
   return {
-      Family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-             stats->cpu_seconds, prometheus::MetricType::Counter),
-      Family("process_resident_memory_bytes", "Resident memory size in bytes.",
-             stats->resident_memory_bytes),
-      Family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
-             stats->virtual_memory_bytes),
-      Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-             stats->start_time_seconds),
-      Family("process_open_fds", "Number of open file descriptors.", stats->open_fds),
-      Family("process_max_fds", "Maximum number of open file descriptors.", stats->max_fds),
-      Family("process_threads", "Number of OS threads in the process.", stats->threads),
+      detail::SingleValueFamily("process_cpu_seconds_total",
+                                "Total user and system CPU time spent in seconds.",
+                                prometheus::MetricType::Counter, stats->cpu_seconds),
+      detail::SingleValueFamily("process_resident_memory_bytes", "Resident memory size in bytes.",
+                                gauge, stats->resident_memory_bytes),
+      detail::SingleValueFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                                gauge, stats->virtual_memory_bytes),
+      detail::SingleValueFamily("process_start_time_seconds",
+                                "Start time of the process since unix epoch in seconds.", gauge,
+                                stats->start_time_seconds),
+      detail::SingleValueFamily("process_open_fds", "Number of open file descriptors.", gauge,
+                                stats->open_fds),
+      detail::SingleValueFamily("process_max_fds", "Maximum number of open file descriptors.",
+                                gauge, stats->max_fds),
+      detail::SingleValueFamily("process_threads", "Number of OS threads in the process.", gauge,
+                                stats->threads),
   };
 }
 

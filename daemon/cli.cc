@@ -44,6 +44,8 @@ CliOptions ParseCommandLine(const std::vector<std::string>& args) {
         throw UsageError(e.what());
       }
       options.overrides.listen = listen;
+    } else if (flag == "--web.config.file") {
+      options.overrides.web_config_file = value();
     } else if (flag == "--log-level") {
       std::string level = value();
       if (!IsLogLevel(level)) {
@@ -77,6 +79,9 @@ Options:
   --config FILE       JSON configuration (default: config/poolwatchd.json)
   --check-config      validate the configuration, print the verdict, exit 0 or 2
   --listen ADDR:PORT  listen address, overrides http.listen (":9720" = all interfaces)
+  --web.config.file FILE
+                      TLS and basic auth in the Prometheus exporter-toolkit format; overrides
+                      http.web_config_file (see docs/security.md)
   --log-level LEVEL   trace, debug, info, warn, error, critical or off; overrides log.level
   --scenario NAME     steady, leak, bloat or spike; overrides workload.scenario
   --print-rules       print the Prometheus alerting rules (config/prometheus/poolwatch.rules.yml)

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "web_config.h"
+
 namespace poolwatch::daemon {
 
 namespace {
@@ -179,6 +181,7 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
     http.Seconds("header_timeout_seconds", config.http.header_timeout, 0.1, 3600);
     http.Seconds("idle_timeout_seconds", config.http.idle_timeout, 0.1, 3600);
     http.Integer("max_connections", config.http.max_connections, 1, 100000);
+    http.String("web_config_file", config.http.web_config_file);
   });
   reader.Object("log", [&](ObjectReader& log) {
     log.String("level", config.log.level, IsLogLevel,
@@ -222,7 +225,7 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
   return config;
 }
 
-Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
+std::string ReadConfigFile(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
     throw ConfigError(path + ": not a regular file");
@@ -235,7 +238,11 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
   file.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (file.bad()) throw ConfigError(path + ": read error");
   text.resize(static_cast<std::size_t>(file.gcount()));
-  Config config = ParseConfig(text, path);
+  return text;
+}
+
+Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
+  Config config = ParseConfig(ReadConfigFile(path), path);
 
   if (overrides.listen) {
     ParseListenAddress(*overrides.listen, "--listen");
@@ -243,6 +250,18 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
   }
   if (overrides.log_level) config.log.level = *overrides.log_level;
   if (overrides.scenario) config.workload.scenario = *ParseScenario(*overrides.scenario);
+  if (overrides.web_config_file) {
+    config.http.web_config_file = *overrides.web_config_file;
+  } else if (!config.http.web_config_file.empty()) {
+    // Relative to the config file, as the web config's own file names are to it.
+    const std::filesystem::path file(config.http.web_config_file);
+    if (file.is_relative()) {
+      config.http.web_config_file = (std::filesystem::path(path).parent_path() / file).string();
+    }
+  }
+  if (!config.http.web_config_file.empty()) {
+    config.web = LoadWebSecurity(config.http.web_config_file);
+  }
   return config;
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,8 @@
 #include "poolwatch/reference_workload.h"
 
 namespace poolwatch::daemon {
+
+class WebSecurity;
 
 // A configuration that cannot be used. what() names the key path and the reason, e.g.
 // "pool.max_bytes: must be an integer from 0 to 1099511627776, got -1".
@@ -30,6 +33,9 @@ struct HttpOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::size_t max_connections = 512;
+  // The exporter-toolkit web config (TLS, basic auth); empty: plain HTTP, no auth. A relative
+  // name in the config file is relative to that file.
+  std::string web_config_file;
 };
 
 struct LogOptions {
@@ -46,6 +52,8 @@ struct Config {
   PoolOptions pool{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
   WorkloadOptions workload;
   DiagnosticsOptions diagnostics;
+  // http.web_config_file, loaded: null when there is none. Set by LoadConfig, not ParseConfig.
+  std::shared_ptr<const WebSecurity> web;
 
   std::chrono::nanoseconds TickPeriod() const {
     return std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 / tick_hz)};
@@ -57,6 +65,7 @@ struct ConfigOverrides {
   std::optional<std::string> listen;
   std::optional<std::string> log_level;
   std::optional<std::string> scenario;
+  std::optional<std::string> web_config_file;
 };
 
 // Refuses anything larger: a config is a few hundred bytes.
@@ -66,7 +75,11 @@ inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
 // errors (a file name). Throws ConfigError.
 Config ParseConfig(std::string_view text, std::string_view origin = "config");
 
-// Reads, parses and validates the file, then applies the overrides. Throws ConfigError.
+// The content of a config file of at most kMaxConfigBytes. Throws ConfigError naming the file.
+std::string ReadConfigFile(const std::string& path);
+
+// Reads, parses and validates the file, then applies the overrides and loads the web config
+// file if one is named. Throws ConfigError.
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides = {});
 
 // Host and port of a listen address: "HOST:PORT", "[V6]:PORT", or ":PORT" for all interfaces.

@@ -94,13 +94,18 @@ bool Daemon::Reload() {
     spdlog::error("config reload refused, keeping the running config: {}", e.what());
     return false;
   }
-  if (next.http.listen != config_.http.listen || next.tick_hz != config_.tick_hz ||
+  const HttpOptions& a = next.http;
+  const HttpOptions& b = config_.http;
+  if (a.listen != b.listen || a.max_request_bytes != b.max_request_bytes ||
+      a.header_timeout != b.header_timeout || a.idle_timeout != b.idle_timeout ||
+      a.max_connections != b.max_connections || next.tick_hz != config_.tick_hz ||
       next.log.format != config_.log.format) {
     spdlog::warn(
-        "config reload: http, loop.tick_hz and log.format changes take effect only "
-        "after a restart");
+        "config reload: changes to http (but for web_config_file), loop.tick_hz and log.format "
+        "take effect only after a restart");
   }
   SetLogLevel(next.log.level);
+  if (on_reload_) on_reload_(next);
   {
     std::scoped_lock lock(pending_mutex_);
     pending_ = std::move(next);

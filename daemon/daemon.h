@@ -43,6 +43,8 @@ class Daemon {
   // Reads the config again. A bad one is refused (logged, the old one keeps running) and
   // poolwatch_config_last_reload_successful goes to 0; a good one sets it to 1.
   bool Reload();
+  // Called by every successful Reload(), on its thread, with the new config.
+  void OnReload(std::function<void(const Config&)> listener) { on_reload_ = std::move(listener); }
 
   const HttpHandler& handler() const { return handler_; }
   const Config& initial_config() const { return config_; }
@@ -58,6 +60,7 @@ class Daemon {
 
   const Config config_;  // as started; the tick thread's current options live in its objects
   ConfigSource reload_source_;
+  std::function<void(const Config&)> on_reload_;
 
   BufferPool pool_;
   HealthMonitor monitor_;

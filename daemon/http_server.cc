@@ -3,12 +3,18 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <concepts>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <utility>
+
+#include "web_config.h"
 
 namespace poolwatch::daemon {
 
@@ -20,12 +26,53 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+
+// What connections are served with: the web config and, with TLS, an Asio context over its
+// OpenSSL context.
+struct Security {
+  explicit Security(std::shared_ptr<const WebSecurity> w) : web(std::move(w)) {
+    if (web && web->tls_context() != nullptr) {
+      SSL_CTX_up_ref(web->tls_context());  // the Asio context owns one reference
+      tls.emplace(web->tls_context());
+    }
+  }
+  std::shared_ptr<const WebSecurity> web;  // null: plain HTTP, no auth
+  // Mutable: Asio wants a non-const context to make streams from; that does not change it.
+  mutable std::optional<asio::ssl::context> tls;
+};
 
 struct Shared {
-  Shared(const HttpHandler& h, HttpOptions l) : handler(h), limits(std::move(l)) {}
+  Shared(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web)
+      : handler(h), limits(std::move(l)), security(std::make_shared<Security>(std::move(web))) {}
+
+  std::shared_ptr<const Security> CurrentSecurity() const {
+    std::scoped_lock lock(mutex);
+    return security;
+  }
+
   const HttpHandler& handler;
   HttpOptions limits;
   std::atomic<std::size_t> connections{0};
+  mutable std::mutex mutex;
+  std::shared_ptr<const Security> security;
+};
+
+// One open connection in Shared::connections, for as long as this lives.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  ConnectionSlot(ConnectionSlot&&) = default;
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() {
+    if (shared_) --shared_->connections;
+  }
+  Shared& shared() const { return *shared_; }
+
+ private:
+  std::shared_ptr<Shared> shared_;
 };
 
 http::response<http::string_body> ToBeast(HttpResponse response, unsigned version, bool keep_alive,
@@ -42,18 +89,37 @@ http::response<http::string_body> ToBeast(HttpResponse response, unsigned versio
   return res;
 }
 
-// One connection: read a request, answer it, repeat while kept alive. Modelled on Beast's
-// example/http/server/async, with limits on size, time and the number of connections.
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+using TlsStream = asio::ssl::stream<beast::tcp_stream>;
 
-  ~Session() { --shared_->connections; }
+// One connection: read a request, answer it, repeat while kept alive. Modelled on Beast's
+// example/http/server/async (and advanced_server_flex for TLS), with limits on size, time and
+// the number of connections. Stream: beast::tcp_stream or TlsStream.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  // Plain HTTP.
+  Session(beast::tcp_stream&& stream,
+          ConnectionSlot slot) requires std::same_as<Stream, beast::tcp_stream>
+      : stream_(std::move(stream)), slot_(std::move(slot)) {}
+
+  // TLS, with the bytes read while detecting it in `buffer`.
+  Session(beast::tcp_stream&& stream, asio::ssl::context& context, beast::flat_buffer&& buffer,
+          std::shared_ptr<const Security> security,
+          ConnectionSlot slot) requires std::same_as<Stream, TlsStream>
+      : security_(std::move(security)),
+        stream_(std::move(stream), context),
+        buffer_(std::move(buffer)),
+        slot_(std::move(slot)) {}
 
   void Run() {
-    asio::dispatch(stream_.get_executor(),
-                   beast::bind_front_handler(&Session::Read, shared_from_this()));
+    if constexpr (std::same_as<Stream, TlsStream>) {
+      // The handshake gets the time a request would.
+      Lowest().expires_after(Limits().header_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server, buffer_.data(),
+                              beast::bind_front_handler(&Session::OnHandshake, Self()));
+    } else {
+      asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, Self()));
+    }
   }
 
   // Over the connection limit: a short 503, then close.
@@ -63,20 +129,30 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  std::shared_ptr<Session> Self() { return this->shared_from_this(); }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  const HttpOptions& Limits() const { return slot_.shared().limits; }
+
+  void OnHandshake(beast::error_code ec, std::size_t used) {
+    if (ec) return Lowest().close();  // not TLS after all, a bad certificate, a timeout
+    buffer_.consume(used);
+    Read();
+  }
+
   void Read() {
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(shared_->limits.max_request_bytes));
-    parser_->body_limit(shared_->limits.max_request_bytes);
-    stream_.expires_after(first_ ? shared_->limits.header_timeout : shared_->limits.idle_timeout);
+    parser_->header_limit(static_cast<std::uint32_t>(Limits().max_request_bytes));
+    parser_->body_limit(Limits().max_request_bytes);
+    Lowest().expires_after(first_ ? Limits().header_timeout : Limits().idle_timeout);
     first_ = false;
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+                     beast::bind_front_handler(&Session::OnRead, Self()));
   }
 
   void OnRead(beast::error_code ec, std::size_t /*bytes*/) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
+        ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
       return Close();
     }
     if (ec == http::error::header_limit) {
@@ -88,21 +164,27 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return Write(Error(400, "bad request: " + ec.message() + "\n"));
 
     const auto& req = parser_->get();
+    const bool head = req.method() == http::verb::head;
+    // The users of the latest config, also on a connection accepted before a reload.
+    const std::shared_ptr<const Security> security = slot_.shared().CurrentSecurity();
+    if (security->web) {
+      if (auto denied = security->web->Authorize(req.target(), req[http::field::authorization])) {
+        return Write(ToBeast(std::move(*denied), req.version(), req.keep_alive(), head));
+      }
+    }
     HttpRequest request{std::string(req.method_string()), std::string(req.target()),
                         std::string(req[http::field::accept_encoding])};
-    const bool head = req.method() == http::verb::head;
-    Write(ToBeast(shared_->handler.Handle(request), req.version(), req.keep_alive(), head));
+    Write(ToBeast(slot_.shared().handler.Handle(request), req.version(), req.keep_alive(), head));
   }
 
-  http::response<http::string_body> Error(unsigned status, std::string body) const {
+  static http::response<http::string_body> Error(unsigned status, std::string body) {
     return ToBeast({status, "text/plain; charset=utf-8", std::move(body), {}}, 11, false, false);
   }
 
   void Write(http::response<http::string_body>&& response) {
     response_ = std::move(response);
-    stream_.expires_after(kWriteTimeout);
-    http::async_write(stream_, response_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+    Lowest().expires_after(kWriteTimeout);
+    http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
   }
 
   void OnWrite(beast::error_code ec, std::size_t /*bytes*/) {
@@ -111,17 +193,63 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    if constexpr (std::same_as<Stream, TlsStream>) {
+      Lowest().expires_after(kTlsShutdownTimeout);
+      stream_.async_shutdown([self = Self()](beast::error_code) { self->Lowest().close(); });
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.close();
+    }
+  }
+
+  std::shared_ptr<const Security> security_;  // keeps the TLS context alive; first in, last out
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  ConnectionSlot slot_;
+  bool first_ = true;
+};
+
+// On a TLS server: looks at the first bytes. A TLS handshake goes to a TLS session; anything
+// else gets the answer Go's servers (node_exporter) give, then the connection is closed.
+class Detector : public std::enable_shared_from_this<Detector> {
+ public:
+  Detector(tcp::socket&& socket, std::shared_ptr<const Security> security, ConnectionSlot slot)
+      : stream_(std::move(socket)), security_(std::move(security)), slot_(std::move(slot)) {}
+
+  void Run() {
+    stream_.expires_after(slot_.shared().limits.header_timeout);
+    beast::async_detect_ssl(stream_, buffer_,
+                            beast::bind_front_handler(&Detector::OnDetect, shared_from_this()));
+  }
+
+ private:
+  void OnDetect(beast::error_code ec, bool tls) {
+    if (ec) return stream_.close();
+    if (tls) {
+      std::make_shared<Session<TlsStream>>(std::move(stream_), *security_->tls, std::move(buffer_),
+                                           security_, std::move(slot_))
+          ->Run();
+      return;
+    }
+    static constexpr std::string_view kAnswer =
+        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    stream_.expires_after(kWriteTimeout);
+    asio::async_write(stream_, asio::buffer(kAnswer),
+                      [self = shared_from_this()](beast::error_code, std::size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                        self->stream_.close();
+                      });
   }
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
-  std::shared_ptr<Shared> shared_;
-  bool first_ = true;
+  std::shared_ptr<const Security> security_;
+  ConnectionSlot slot_;
 };
 
 std::string Format(const tcp::endpoint& endpoint) {
@@ -132,9 +260,11 @@ std::string Format(const tcp::endpoint& endpoint) {
 
 }  // namespace
 
-std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout) {
+std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout, bool tls) {
   asio::io_context io;
-  beast::tcp_stream stream(io);
+  asio::ssl::context context(asio::ssl::context::tls_client);
+  context.set_verify_mode(asio::ssl::verify_none);
+  TlsStream stream(io, context);
   beast::error_code ec;
   const std::string host = address.host.empty() ? "127.0.0.1" : address.host;
   const auto endpoints = tcp::resolver(io).resolve(host, std::to_string(address.port),
@@ -146,20 +276,29 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
   // Asynchronous calls, so that the stream's deadline bounds every step.
-  stream.expires_after(timeout);
-  stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
+  const auto exchange = [&](auto& s) {
+    http::async_write(s, request, [&](beast::error_code e, std::size_t) {
+      if ((ec = e)) return;
+      http::async_read(s, buffer, response, [&](beast::error_code e2, std::size_t) { ec = e2; });
+    });
+  };
+  beast::tcp_stream& tcp_stream = beast::get_lowest_layer(stream);
+  tcp_stream.expires_after(timeout);
+  tcp_stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
     if ((ec = e)) return;
-    http::async_write(stream, request, [&](beast::error_code e2, std::size_t) {
+    if (!tls) return exchange(tcp_stream);
+    stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e2) {
       if ((ec = e2)) return;
-      http::async_read(stream, buffer, response,
-                       [&](beast::error_code e3, std::size_t) { ec = e3; });
+      exchange(stream);
     });
   });
   io.run();
-  if (ec)
-    return "GET /healthz on " + host + ":" + std::to_string(address.port) + ": " + ec.message();
+  const std::string url =
+      std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(address.port);
+  if (ec) return "GET " + url + "/healthz: " + ec.message();
   if (response.result() != http::status::ok) {
-    return "/healthz answered " + std::to_string(response.result_int()) + ": " + response.body();
+    return url + "/healthz answered " + std::to_string(response.result_int()) + ": " +
+           response.body();
   }
   return "";
 }
@@ -176,12 +315,23 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
-      const std::size_t open = ++shared->connections;
-      auto session = std::make_shared<Session>(std::move(socket), shared);
-      if (open > shared->limits.max_connections) {
-        session->Refuse();
+      const bool over_limit = ++shared->connections > shared->limits.max_connections;
+      ConnectionSlot slot(shared);
+      std::shared_ptr<const Security> security = shared->CurrentSecurity();
+      if (security->tls) {
+        // No 503 in clear text to a TLS client: over the limit, just close.
+        if (!over_limit) {
+          std::make_shared<Detector>(std::move(socket), std::move(security), std::move(slot))
+              ->Run();
+        }
       } else {
-        session->Run();
+        auto session = std::make_shared<Session<beast::tcp_stream>>(
+            beast::tcp_stream(std::move(socket)), std::move(slot));
+        if (over_limit) {
+          session->Refuse();
+        } else {
+          session->Run();
+        }
       }
     }
     // Errors such as EMFILE are not fatal: keep accepting.
@@ -194,8 +344,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
-                       const HttpOptions& limits, const HttpHandler& handler)
-    : impl_(std::make_shared<Impl>(io, std::make_shared<Shared>(handler, limits))) {
+                       const HttpOptions& limits, const HttpHandler& handler,
+                       std::shared_ptr<const WebSecurity> web)
+    : impl_(std::make_shared<Impl>(io, std::make_shared<Shared>(handler, limits, std::move(web)))) {
   const std::string wanted =
       (address.host.empty() ? "" : address.host) + ":" + std::to_string(address.port);
   beast::error_code ec;
@@ -230,6 +381,12 @@ HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
+  auto security = std::make_shared<const Security>(std::move(web));
+  std::scoped_lock lock(impl_->shared->mutex);
+  impl_->shared->security = std::move(security);
+}
 
 void HttpServer::Start() { impl_->Accept(); }
 

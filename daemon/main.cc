@@ -17,6 +17,7 @@
 #include "logging.h"
 #include "poolwatch/alert_rules.h"
 #include "poolwatch/version.h"
+#include "web_config.h"
 
 namespace asio = boost::asio;
 using namespace poolwatch::daemon;
@@ -69,8 +70,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (cli.healthcheck) {
+    const bool tls = config.web && config.web->tls_context() != nullptr;
     const std::string problem =
-        ProbeHealth(ParseListenAddress(config.http.listen), std::chrono::seconds{3});
+        ProbeHealth(ParseListenAddress(config.http.listen), std::chrono::seconds{3}, tls);
     if (!problem.empty()) {
       std::cerr << "poolwatchd: unhealthy: " << problem << "\n";
       return kExitRuntime;
@@ -92,7 +94,8 @@ int main(int argc, char** argv) {
   Daemon daemon(config, [cli] { return LoadConfig(cli.config_path, cli.overrides); });
   std::optional<HttpServer> server;
   try {
-    server.emplace(io, ParseListenAddress(config.http.listen), config.http, daemon.handler());
+    server.emplace(io, ParseListenAddress(config.http.listen), config.http, daemon.handler(),
+                   config.web);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return kExitRuntime;
@@ -100,7 +103,12 @@ int main(int argc, char** argv) {
 
   daemon.Start();
   server->Start();
-  spdlog::info("poolwatchd {} listening on {}", poolwatch::kVersion, server->local_address());
+  spdlog::info("poolwatchd {} listening on {} ({})", poolwatch::kVersion, server->local_address(),
+               config.web ? config.web->Describe() : "plain HTTP");
+  daemon.OnReload([&server](const Config& reloaded) {
+    server->SetWebSecurity(reloaded.web);
+    spdlog::info("web config: {}", reloaded.web ? reloaded.web->Describe() : "plain HTTP");
+  });
 
   stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (fuzz preset) and runs each for a bounded time on a
 # copy of its seed corpus (tests/fuzz/corpus/*). A crash leaves its input in build/fuzz/crashes/
-# and fails the script; turn each such input into a regression test.
+# and fails the script; turn each such input into a regression test by committing it as
+# tests/fuzz/corpus/TARGET/regression_NAME: the fuzz.replay.TARGET CTest test runs it in every
+# build.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +14,8 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
 mkdir -p build/fuzz/crashes
-for target in config http; do
-  binary=build/fuzz/tests/fuzz/${target/http/http_request}_fuzz
+for target in config http_request web_config; do
+  binary=build/fuzz/tests/fuzz/${target}_fuzz
   corpus=build/fuzz/corpus/$target
   mkdir -p "$corpus"
   cp -n tests/fuzz/corpus/$target/* "$corpus/"

@@ -10,10 +10,11 @@ what=${1:-build}
 build_packages=(
   g++ cmake ninja-build git
   libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
+  libssl-dev libcrypt-dev libyaml-cpp-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
-  prometheus prometheus-alertmanager curl chromium libyaml-cpp-dev systemd
+  prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
 )
 bench_packages=(libbenchmark-dev wrk prometheus-node-exporter curl)
 fuzz_packages=(clang-14 libclang-rt-14-dev)

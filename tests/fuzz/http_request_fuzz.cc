@@ -31,7 +31,8 @@ struct Fixture {
                                        return Probe{true, "ready"};
                                      },
                                      [this] { return diagnostics.Report(); },
-                                     {"fuzz", 60}}};
+                                     {"fuzz", 60},
+                                     nullptr}};
   HttpOptions limits;
 
   Fixture() {

@@ -192,7 +192,7 @@ TEST_F(DaemonTest, HealthcheckFlagProbesTheRunningDaemon) {
       RunPoolwatchd({"--config", config_path_, "--listen",
                      "127.0.0.1:" + std::to_string(FreePort()), "--healthcheck"});
   EXPECT_EQ(nobody.exit_code, 1) << nobody.output;
-  EXPECT_NE(nobody.output.find("unhealthy: GET /healthz on 127.0.0.1:"), std::string::npos)
+  EXPECT_NE(nobody.output.find("unhealthy: GET http://127.0.0.1:"), std::string::npos)
       << nobody.output;
 }
 

@@ -23,6 +23,16 @@ TEST(CliTest, AcceptsSpaceAndEqualsForms) {
   EXPECT_TRUE(options.check_config);
 }
 
+TEST(CliTest, TakesTheWebConfigFileAsNodeExporterDoes) {
+  EXPECT_EQ(
+      ParseCommandLine({"--web.config.file=/etc/poolwatch/web.yml"}).overrides.web_config_file,
+      "/etc/poolwatch/web.yml");
+  EXPECT_EQ(ParseCommandLine({"--web.config.file", "web.yml"}).overrides.web_config_file,
+            "web.yml");
+  EXPECT_FALSE(ParseCommandLine({}).overrides.web_config_file);
+  EXPECT_THROW(ParseCommandLine({"--web.config.file"}), UsageError);
+}
+
 TEST(CliTest, RefusesWhatItDoesNotKnowNamingIt) {
   const auto error = [](const std::vector<std::string>& args) -> std::string {
     try {

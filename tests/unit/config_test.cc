@@ -129,7 +129,11 @@ TEST(ConfigTest, MissingFileIsNamed) {
 TEST(ConfigTest, OverridesWinOverTheFile) {
   const auto path = std::filesystem::temp_directory_path() / "poolwatch_config_test.json";
   std::ofstream(path) << R"({"workload": {"scenario": "leak"}, "log": {"level": "warn"}})";
-  const Config config = LoadConfig(path.string(), ConfigOverrides{"127.0.0.1:0", "debug", "spike"});
+  ConfigOverrides overrides;
+  overrides.listen = "127.0.0.1:0";
+  overrides.log_level = "debug";
+  overrides.scenario = "spike";
+  const Config config = LoadConfig(path.string(), overrides);
   std::filesystem::remove(path);
   EXPECT_EQ(config.http.listen, "127.0.0.1:0");
   EXPECT_EQ(config.log.level, "debug");

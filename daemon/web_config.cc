@@ -1,0 +1,388 @@
+#include "web_config.h"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <vector>
+
+#include "config.h"
+
+namespace poolwatch::daemon {
+
+namespace {
+
+constexpr std::size_t kMaxCachedVerdicts = 256;
+
+std::string Where(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? "" : " (line " + std::to_string(mark.line + 1) + ")";
+}
+
+// Walks one YAML mapping, refusing unknown keys and keys poolwatchd does not implement.
+class MappingReader {
+ public:
+  MappingReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
+    if (!node_.IsMap() && !node_.IsNull()) {
+      Fail(path_.empty() ? "<root>" : path_, "must be a mapping", node_);
+    }
+  }
+
+  // The scalar at `key`, if present.
+  std::optional<std::string> Scalar(const std::string& key) {
+    known_.push_back(key);
+    if (!node_.IsMap()) return std::nullopt;
+    const YAML::Node value = node_[key];
+    if (!value || value.IsNull()) return std::nullopt;
+    if (!value.IsScalar()) Fail(Path(key), "must be a string", value);
+    return value.Scalar();
+  }
+
+  YAML::Node Child(const std::string& key) {
+    known_.push_back(key);
+    return node_.IsMap() ? node_[key] : YAML::Node();
+  }
+
+  // Refuses keys not read, naming those of the toolkit that poolwatchd leaves out.
+  void Finish(std::initializer_list<std::string_view> unsupported) const {
+    if (!node_.IsMap()) return;
+    for (const auto& entry : node_) {
+      const auto key = entry.first.as<std::string>();
+      if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+      for (std::string_view name : unsupported) {
+        if (key == name) Fail(Path(key), "is not supported by poolwatchd", entry.first);
+      }
+      Fail(Path(key), "unknown key", entry.first);
+    }
+  }
+
+  std::string Path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  [[noreturn]] static void Fail(const std::string& path, const std::string& reason,
+                                const YAML::Node& at) {
+    throw ConfigError(path + ": " + reason + Where(at));
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  std::vector<std::string> known_;
+};
+
+int TlsVersion(std::string_view name) {
+  if (name == "TLS10") return TLS1_VERSION;
+  if (name == "TLS11") return TLS1_1_VERSION;
+  if (name == "TLS12") return TLS1_2_VERSION;
+  if (name == "TLS13") return TLS1_3_VERSION;
+  return 0;
+}
+
+bool IsClientAuthType(std::string_view type) {
+  for (std::string_view known : {"NoClientCert", "RequestClientCert", "RequireAnyClientCert",
+                                 "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}) {
+    if (type == known) return true;
+  }
+  return false;
+}
+
+// "$2a$", "$2b$" or "$2y$", a two-digit cost, "$", then 53 characters of bcrypt's base64.
+bool IsBcryptHash(std::string_view hash) {
+  if (hash.size() != 60 || !hash.starts_with("$2") || hash[3] != '$' || hash[6] != '$') {
+    return false;
+  }
+  if (hash[2] != 'a' && hash[2] != 'b' && hash[2] != 'y') return false;
+  if (!std::isdigit(static_cast<unsigned char>(hash[4])) ||
+      !std::isdigit(static_cast<unsigned char>(hash[5]))) {
+    return false;
+  }
+  return hash.substr(7).find_first_not_of(
+             "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") ==
+         std::string_view::npos;
+}
+
+// OpenSSL's most recent error, for messages; clears the queue.
+std::string OpenSslError() {
+  const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  std::array<char, 256> text{};
+  ERR_error_string_n(code, text.data(), text.size());
+  return text.data();
+}
+
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(text.data()),
+                                     static_cast<int>(text.size()));
+  if (length < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  const std::size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  out.resize(static_cast<std::size_t>(length) - padding);
+  return out;
+}
+
+std::string Sha256(std::string_view a, std::string_view b) {
+  std::string input;
+  input.reserve(a.size() + 1 + b.size());
+  input.append(a).push_back('\0');
+  input.append(b);
+  std::string digest(EVP_MAX_MD_SIZE, '\0');
+  unsigned int size = 0;
+  EVP_Digest(input.data(), input.size(), reinterpret_cast<unsigned char*>(digest.data()), &size,
+             EVP_sha256(), nullptr);
+  digest.resize(size);
+  return digest;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+HttpResponse Unauthorized() {
+  return {401,
+          "text/plain; charset=utf-8",
+          "unauthorized\n",
+          {{"WWW-Authenticate", R"(Basic realm="poolwatchd", charset="UTF-8")"}}};
+}
+
+}  // namespace
+
+WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
+                         const std::filesystem::path& base_dir) {
+  if (yaml.size() > kMaxConfigBytes) {
+    throw ConfigError(std::string(origin) + ": larger than " + std::to_string(kMaxConfigBytes) +
+                      " bytes");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(std::string(origin) + ": not valid YAML: " + e.what());
+  }
+
+  WebConfig config;
+  try {
+    MappingReader reader(root, "");
+    const YAML::Node tls_node = reader.Child("tls_server_config");
+    if (tls_node && !tls_node.IsNull()) {
+      MappingReader tls(tls_node, "tls_server_config");
+      TlsServerConfig out;
+      const auto path = [&](const std::string& key) -> std::filesystem::path {
+        const auto value = tls.Scalar(key);
+        if (!value || value->empty()) return {};
+        const std::filesystem::path file(*value);
+        return file.is_absolute() ? file : base_dir / file;
+      };
+      out.cert_file = path("cert_file");
+      out.key_file = path("key_file");
+      out.client_ca_file = path("client_ca_file");
+      if (auto type = tls.Scalar("client_auth_type")) {
+        if (!IsClientAuthType(*type)) {
+          tls.Fail(tls.Path("client_auth_type"),
+                   "must be one of NoClientCert, RequestClientCert, RequireAnyClientCert, "
+                   "VerifyClientCertIfGiven, RequireAndVerifyClientCert, got \"" +
+                       *type + "\"",
+                   tls_node["client_auth_type"]);
+        }
+        out.client_auth_type = *type;
+      }
+      for (const char* key : {"min_version", "max_version"}) {
+        if (auto version = tls.Scalar(key)) {
+          if (TlsVersion(*version) == 0) {
+            tls.Fail(tls.Path(key),
+                     "must be one of TLS10, TLS11, TLS12, TLS13, got \"" + *version + "\"",
+                     tls_node[key]);
+          }
+          (std::string_view(key) == "min_version" ? out.min_version : out.max_version) = *version;
+        }
+      }
+      tls.Finish({"cert", "key", "client_ca", "cipher_suites", "curve_preferences",
+                  "prefer_server_cipher_suites", "client_allowed_sans"});
+
+      // As the toolkit: no certificate and no key means plain HTTP; one without the other is
+      // an error.
+      const bool any = !out.cert_file.empty() || !out.key_file.empty();
+      if (any && out.cert_file.empty()) {
+        tls.Fail("tls_server_config.cert_file", "missing (key_file is set)", tls_node);
+      }
+      if (any && out.key_file.empty()) {
+        tls.Fail("tls_server_config.key_file", "missing (cert_file is set)", tls_node);
+      }
+      const bool verifies = out.client_auth_type == "VerifyClientCertIfGiven" ||
+                            out.client_auth_type == "RequireAndVerifyClientCert";
+      if (verifies && out.client_ca_file.empty()) {
+        tls.Fail("tls_server_config.client_ca_file",
+                 "required by client_auth_type " + out.client_auth_type, tls_node);
+      }
+      if (!out.client_ca_file.empty() && !verifies) {
+        tls.Fail("tls_server_config.client_ca_file",
+                 "set, but client_auth_type " + out.client_auth_type +
+                     " does not verify client certificates",
+                 tls_node);
+      }
+      if (TlsVersion(out.min_version) > TlsVersion(out.max_version)) {
+        tls.Fail("tls_server_config.min_version",
+                 out.min_version + " is above max_version " + out.max_version, tls_node);
+      }
+      if (any) {
+        config.tls = std::move(out);
+      } else if (out.client_auth_type != "NoClientCert") {
+        tls.Fail("tls_server_config.cert_file",
+                 "missing (needed for client_auth_type " + out.client_auth_type + ")", tls_node);
+      }
+    }
+
+    const YAML::Node users = reader.Child("basic_auth_users");
+    if (users && !users.IsNull()) {
+      if (!users.IsMap()) reader.Fail("basic_auth_users", "must be a mapping", users);
+      for (const auto& entry : users) {
+        const auto user = entry.first.as<std::string>();
+        const std::string key = "basic_auth_users." + user;
+        if (user.empty() || user.find(':') != std::string::npos) {
+          reader.Fail(key, "a user name must be non-empty and without ':'", entry.first);
+        }
+        if (!entry.second.IsScalar() || !IsBcryptHash(entry.second.Scalar())) {
+          reader.Fail(key, "must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)",
+                      entry.second);
+        }
+        config.basic_auth_users.emplace(user, entry.second.Scalar());
+      }
+    }
+    reader.Finish({"http_server_config", "rate_limit"});
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string(origin) + ": " + e.what());
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(std::string(origin) + ": " + e.what());
+  }
+  return config;
+}
+
+bool IsUnauthenticatedPath(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/healthz" || path == "/readyz";
+}
+
+WebSecurity::WebSecurity(WebConfig config) : config_(std::move(config)) {
+  if (!config_.tls) return;
+  const TlsServerConfig& tls = *config_.tls;
+  ERR_clear_error();
+  tls_context_.reset(SSL_CTX_new(TLS_server_method()));
+  if (!tls_context_) throw ConfigError("tls_server_config: " + OpenSslError());
+  SSL_CTX* const context = tls_context_.get();
+  const auto fail = [](const std::string& key, const std::filesystem::path& file) {
+    throw ConfigError("tls_server_config." + key + ": " + file.string() + ": " + OpenSslError());
+  };
+  SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_min_proto_version(context, TlsVersion(tls.min_version));
+  SSL_CTX_set_max_proto_version(context, TlsVersion(tls.max_version));
+  if (SSL_CTX_use_certificate_chain_file(context, tls.cert_file.c_str()) != 1) {
+    fail("cert_file", tls.cert_file);
+  }
+  if (SSL_CTX_use_PrivateKey_file(context, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    fail("key_file", tls.key_file);
+  }
+  if (SSL_CTX_check_private_key(context) != 1) fail("key_file", tls.key_file);
+
+  // Go's tls.ClientAuthType, in OpenSSL's terms. Request/RequireAny accept any certificate.
+  const auto accept_any = [](int /*preverified*/, X509_STORE_CTX* /*store*/) { return 1; };
+  const std::string& type = tls.client_auth_type;
+  if (type == "RequestClientCert") {
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, accept_any);
+  } else if (type == "RequireAnyClientCert") {
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
+  } else if (type == "VerifyClientCertIfGiven" || type == "RequireAndVerifyClientCert") {
+    if (SSL_CTX_load_verify_locations(context, tls.client_ca_file.c_str(), nullptr) != 1) {
+      fail("client_ca_file", tls.client_ca_file);
+    }
+    const int mode = type == "RequireAndVerifyClientCert"
+                         ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                         : SSL_VERIFY_PEER;
+    SSL_CTX_set_verify(context, mode, nullptr);
+  }
+}
+
+void WebSecurity::FreeContext::operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+
+std::optional<HttpResponse> WebSecurity::Authorize(std::string_view target,
+                                                   std::string_view authorization) const {
+  if (config_.basic_auth_users.empty() || IsUnauthenticatedPath(target)) return std::nullopt;
+  const std::size_t space = authorization.find(' ');
+  if (space == std::string_view::npos ||
+      !EqualsIgnoringCase(authorization.substr(0, space), "Basic")) {
+    return Unauthorized();
+  }
+  std::string_view encoded = authorization.substr(space + 1);
+  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
+  const std::optional<std::string> decoded = DecodeBase64(encoded);
+  if (!decoded) return Unauthorized();
+  const std::string_view credentials(*decoded);
+  const std::size_t colon = credentials.find(':');
+  if (colon == std::string_view::npos ||
+      !CheckPassword(credentials.substr(0, colon), credentials.substr(colon + 1))) {
+    return Unauthorized();
+  }
+  return std::nullopt;
+}
+
+bool WebSecurity::CheckPassword(std::string_view user, std::string_view password) const {
+  const std::string key = Sha256(user, password);
+  std::scoped_lock lock(cache_mutex_);
+  if (const auto it = cache_.find(key); it != cache_.end()) return it->second;
+
+  // An unknown user is checked against a known user's hash, so that it takes as long.
+  const auto found = config_.basic_auth_users.find(user);
+  const std::string& hash = found != config_.basic_auth_users.end()
+                                ? found->second
+                                : config_.basic_auth_users.begin()->second;
+  auto data = std::make_unique<crypt_data>();  // 32 KiB: not on the stack
+  const std::string phrase(password);
+  const char* result = crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
+  const bool ok = found != config_.basic_auth_users.end() && result != nullptr &&
+                  std::strlen(result) == hash.size() &&
+                  CRYPTO_memcmp(result, hash.data(), hash.size()) == 0;
+
+  if (cache_.size() >= kMaxCachedVerdicts) cache_.clear();
+  cache_.emplace(key, ok);
+  return ok;
+}
+
+std::string WebSecurity::Describe() const {
+  std::string text;
+  if (config_.tls) {
+    text = "TLS (" + config_.tls->min_version + ".." + config_.tls->max_version +
+           ", client certificates: " + config_.tls->client_auth_type + ")";
+  } else {
+    text = "plain HTTP";
+  }
+  if (!config_.basic_auth_users.empty()) {
+    text += ", basic auth for " + std::to_string(config_.basic_auth_users.size()) +
+            (config_.basic_auth_users.size() == 1 ? " user" : " users");
+  }
+  return text;
+}
+
+std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  WebConfig config = ParseWebConfig(ReadConfigFile(name), name, path.parent_path());
+  try {
+    return std::make_shared<const WebSecurity>(std::move(config));
+  } catch (const ConfigError& e) {
+    throw ConfigError(name + ": " + e.what());
+  }
+}
+
+}  // namespace poolwatch::daemon

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <openssl/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "http_handler.h"
+
+namespace poolwatch::daemon {
+
+// The web configuration file of the Prometheus exporter-toolkit (`--web.config.file`), so that
+// poolwatchd is configured like node_exporter:
+//
+//   tls_server_config:
+//     cert_file: server.crt          # relative paths: to the web config file's directory
+//     key_file: server.key
+//     client_auth_type: RequireAndVerifyClientCert   # default NoClientCert
+//     client_ca_file: clients-ca.crt
+//     min_version: TLS12             # TLS10..TLS13, default TLS12; max_version default TLS13
+//   basic_auth_users:
+//     prometheus: $2y$10$...         # bcrypt hashes, e.g. from `htpasswd -nBC 10 prometheus`
+//
+// Unknown keys are errors. Keys of the toolkit that poolwatchd does not implement
+// (cipher_suites, curve_preferences, http_server_config, ...) are refused by name rather than
+// ignored: a setting that silently does nothing is worse than none.
+
+struct TlsServerConfig {
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+  std::filesystem::path client_ca_file;  // empty: none
+  std::string client_auth_type = "NoClientCert";
+  std::string min_version = "TLS12";
+  std::string max_version = "TLS13";
+};
+
+struct WebConfig {
+  std::optional<TlsServerConfig> tls;                                // none: plain HTTP
+  std::map<std::string, std::string, std::less<>> basic_auth_users;  // user -> bcrypt hash
+};
+
+// Parses and validates the YAML text; relative file names are resolved against `base_dir`.
+// Throws ConfigError naming the key path (and line) and the reason; `origin` prefixes it.
+WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
+                         const std::filesystem::path& base_dir);
+
+// The endpoints that answer without credentials, so that liveness and readiness probes (the
+// container HEALTHCHECK, Kubernetes httpGet probes) need no password. They reveal "ok" or why
+// not, nothing else. Everything else (/metrics, /debug, ...) requires it when users are set.
+bool IsUnauthenticatedPath(std::string_view target);
+
+// A loaded web config, ready to serve: the TLS context with its certificate, key and client CA
+// loaded and checked, and the basic-auth users.
+//
+// Thread-safety: all const members may be called from any thread.
+class WebSecurity {
+ public:
+  // Loads the TLS material. Throws ConfigError naming the key, the file and OpenSSL's reason.
+  explicit WebSecurity(WebConfig config);
+  WebSecurity(const WebSecurity&) = delete;
+  WebSecurity& operator=(const WebSecurity&) = delete;
+
+  // The server context; null for plain HTTP.
+  SSL_CTX* tls_context() const { return tls_context_.get(); }
+  const WebConfig& config() const { return config_; }
+
+  // Whether a request may be answered: nothing if it may, else the 401 to send. Checks the
+  // Authorization header when basic-auth users are configured and the path needs it.
+  // A (user, password) pair seen before is answered from a small cache; a new one costs one
+  // bcrypt verification (milliseconds to tens of them, by the hash's cost), as in the
+  // exporter-toolkit. Unknown users cost the same as known ones.
+  std::optional<HttpResponse> Authorize(std::string_view target,
+                                        std::string_view authorization) const;
+
+  // One line for the log: "TLS (TLS12..TLS13, client certificates: NoClientCert), basic auth
+  // for 2 users".
+  std::string Describe() const;
+
+ private:
+  bool CheckPassword(std::string_view user, std::string_view password) const;
+
+  WebConfig config_;
+  struct FreeContext {
+    void operator()(SSL_CTX* context) const;
+  };
+  std::unique_ptr<SSL_CTX, FreeContext> tls_context_;
+  mutable std::mutex cache_mutex_;  // also serialises bcrypt runs, as the toolkit does
+  mutable std::unordered_map<std::string, bool> cache_;  // SHA-256(user, password) -> verdict
+};
+
+// Reads (at most kMaxConfigBytes), parses and loads a web config file. Throws ConfigError.
+std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& path);
+
+}  // namespace poolwatch::daemon

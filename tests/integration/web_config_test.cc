@@ -1,0 +1,327 @@
+// TLS and basic auth (--web.config.file) on the real poolwatchd: certificates made at test time
+// with the openssl command, bcrypt hashes with htpasswd (Apache's own bcrypt, not the libxcrypt
+// poolwatchd verifies with), and curl and Prometheus as the clients.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "daemon_process.h"
+#include "http_client.h"
+
+namespace poolwatch::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct CurlResult {
+  int exit_code = -1;
+  unsigned status = 0;  // 0: no HTTP response
+  std::string body;     // or curl's error
+};
+
+// curl with `args`, bounded in time; what it printed, and the status on its last line.
+CurlResult Curl(const std::string& args) {
+  const RunResult run = RunCommand("curl -sS --max-time 5 -w '\\n%{http_code}' " + args);
+  CurlResult result{run.exit_code, 0, run.output};
+  const std::size_t newline = run.output.rfind('\n');
+  if (newline != std::string::npos) {
+    result.status = static_cast<unsigned>(std::stoul("0" + run.output.substr(newline + 1)));
+    result.body = run.output.substr(0, newline);
+  }
+  return result;
+}
+
+// Runs a shell command that must succeed (certificate and password tooling).
+void MustRun(const std::string& command) {
+  const RunResult run = RunCommand(command);
+  ASSERT_EQ(run.exit_code, 0) << command << "\n" << run.output;
+}
+
+class WebConfigTest : public ::testing::Test {
+ protected:
+  // A CA, a server certificate for 127.0.0.1 it signed, a client certificate it signed, a
+  // self-signed client certificate it did not, and two users' bcrypt hashes. Once for all.
+  static void SetUpTestSuite() {
+    pki_ = new TempDir();
+    const std::string d = pki_->path().string() + "/";
+    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+    pki_->Write("server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    pki_->Write("client.ext", "extendedKeyUsage=clientAuth\n");
+    MustRun("openssl req -x509 " + ec + "-keyout " + d + "ca.key -out " + d +
+            "ca.crt -days 2 -subj /CN=poolwatch-test-ca");
+    // Each signed by the CA: ${name}.key, .csr, .crt with the extensions in ${name}.ext.
+    const std::string sign = "for name in server client; do openssl req " + ec + "-keyout " + d +
+                             "$name.key -out " + d + "$name.csr -subj /CN=$name && " +
+                             "openssl x509 -req -in " + d + "$name.csr -CA " + d +
+                             "ca.crt -CAkey " + d + "ca.key -CAcreateserial -days 2 -out " + d +
+                             "$name.crt -extfile " + d + "$name.ext || exit 1; done";
+    MustRun(sign);
+    MustRun("openssl req -x509 " + ec + "-keyout " + d + "stranger.key -out " + d +
+            "stranger.crt -days 2 -subj /CN=stranger");
+    for (const auto& [user, password] :
+         {std::pair{"alice", "secret"}, std::pair{"bob", "hunter2"}}) {
+      const RunResult run = RunCommand(std::string("htpasswd -nbBC 5 ") + user + " " + password);
+      ASSERT_EQ(run.exit_code, 0) << run.output;
+      const std::string line = run.output.substr(0, run.output.find('\n'));
+      hashes_[user] = line.substr(line.find(':') + 1);
+    }
+  }
+
+  static void TearDownTestSuite() {
+    delete pki_;
+    pki_ = nullptr;
+  }
+
+  static std::string Pki(const std::string& name) { return (pki_->path() / name).string(); }
+
+  static std::string TlsBlock(const std::string& extra = "") {
+    return "tls_server_config:\n  cert_file: " + Pki("server.crt") +
+           "\n  key_file: " + Pki("server.key") + "\n" + extra;
+  }
+
+  static std::string Users(std::initializer_list<std::string> users) {
+    std::string text = "basic_auth_users:\n";
+    for (const std::string& user : users) text += "  " + user + ": " + hashes_.at(user) + "\n";
+    return text;
+  }
+
+  // Starts poolwatchd with `web` as web.yml, named relatively by http.web_config_file.
+  void Start(const std::string& web) {
+    dir_.Write("web.yml", web);
+    config_path_ = dir_.Write("poolwatchd.json",
+                              R"({"http": {"listen": "127.0.0.1:0", "web_config_file": "web.yml",
+                     "header_timeout_seconds": 1},
+            "loop": {"tick_hz": 100}, "pool": {"name": "tls"}})");
+    daemon_ = std::make_unique<DaemonProcess>(std::vector<std::string>{"--config", config_path_});
+    port_ = daemon_->Port();
+    ASSERT_NE(port_, 0) << daemon_->Log();
+  }
+
+  std::string Url(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  // An HTTPS request that checks the server's certificate against the test CA.
+  CurlResult Https(const std::string& path, const std::string& extra = "") const {
+    return Curl("--cacert " + Pki("ca.crt") + " " + extra + " '" + Url(path) + "'");
+  }
+
+  CurlResult Scrape(const std::string& credentials = "alice:secret") const {
+    return Https("/metrics", "-u " + credentials);
+  }
+
+  double Frames() const {
+    const auto samples = ParseSamples(Scrape().body);
+    const auto it = samples.find("poolwatch_frames_total");
+    return it == samples.end() ? -1 : it->second;
+  }
+
+  static inline TempDir* pki_ = nullptr;
+  static inline std::map<std::string, std::string> hashes_;
+  TempDir dir_;
+  std::string config_path_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(WebConfigTest, HttpsScrapeWithTheRightPasswordSucceeds) {
+  Start(TlsBlock() + Users({"alice", "bob"}));
+  EXPECT_TRUE(
+      daemon_->WaitForLog("TLS (TLS12..TLS13, client certificates: NoClientCert), "
+                          "basic auth for 2 users"))
+      << daemon_->Log();
+  const CurlResult alice = Scrape("alice:secret");
+  ASSERT_EQ(alice.status, 200U) << alice.body;
+  EXPECT_NE(alice.body.find("poolwatch_pool_allocations_total{pool=\"tls\"}"), std::string::npos);
+  EXPECT_EQ(Scrape("bob:hunter2").status, 200U);
+  // Kept alive: the second request reuses the first's TLS connection (no new connect).
+  const RunResult twice =
+      RunCommand("curl -sS --max-time 5 --cacert " + Pki("ca.crt") +
+                 " -u alice:secret -o /dev/null -o /dev/null -w '%{http_code}/%{num_connects} ' '" +
+                 Url("/metrics") + "' '" + Url("/debug/health") + "'");
+  EXPECT_EQ(twice.exit_code, 0) << twice.output;
+  EXPECT_EQ(twice.output, "200/1 200/0 ");
+}
+
+TEST_F(WebConfigTest, WrongOrMissingCredentialsGet401) {
+  Start(TlsBlock() + Users({"alice", "bob"}));
+  for (const std::string credentials :
+       {"alice:wrong", "alice:hunter2", "mallory:secret", "alice:", "alice:secret2"}) {
+    EXPECT_EQ(Scrape(credentials).status, 401U) << credentials;
+  }
+  const CurlResult none = Https("/metrics", "-D -");
+  EXPECT_EQ(none.status, 401U);
+  EXPECT_NE(none.body.find("WWW-Authenticate: Basic realm=\"poolwatchd\""), std::string::npos)
+      << none.body;
+  for (const std::string header :
+       {"Basic", "Basic !!!notbase64", "Bearer YWxpY2U6c2VjcmV0", "Basic YWxpY2VzZWNyZXQ="}) {
+    EXPECT_EQ(Https("/metrics", "-H 'Authorization: " + header + "'").status, 401U) << header;
+  }
+  // The scheme's name is case-insensitive (RFC 7617); YWxpY2U6c2VjcmV0 is alice:secret.
+  EXPECT_EQ(Https("/metrics", "-H 'Authorization: basic YWxpY2U6c2VjcmV0'").status, 200U);
+  EXPECT_EQ(Https("/debug/health").status, 401U);
+  EXPECT_EQ(Https("/").status, 401U);
+}
+
+TEST_F(WebConfigTest, ProbesAnswerWithoutCredentials) {
+  Start(TlsBlock() + Users({"alice"}));
+  EXPECT_EQ(Https("/healthz").status, 200U);
+  EXPECT_TRUE(Eventually([&] { return Https("/readyz").status == 200; }));
+  EXPECT_EQ(Https("/healthz?verbose=1").status, 200U);
+  EXPECT_EQ(Https("/healthzz").status, 401U) << "only the probes' exact paths are open";
+}
+
+TEST_F(WebConfigTest, PlainHttpToTheTlsPortFailsCleanlyAndServingGoesOn) {
+  Start(TlsBlock() + Users({"alice"}));
+  const double before = Frames();
+  ASSERT_GE(before, 0);
+
+  const HttpResult plain = HttpGet(port_, "/metrics");
+  EXPECT_EQ(plain.status, 400U) << plain.error;
+  EXPECT_EQ(plain.body, "Client sent an HTTP request to an HTTPS server.\n");
+  // Bytes that are neither HTTP nor TLS get the same, then the connection closes.
+  const std::string garbage = RawExchange(port_, std::string("\x16\x03\x01\x00\x05hello", 10));
+  EXPECT_TRUE(garbage.empty() || garbage.starts_with("HTTP/1.0 400")) << garbage;
+  EXPECT_TRUE(RawExchange(port_, "\x01\x02garbage\r\n\r\n").starts_with("HTTP/1.0 400"));
+
+  EXPECT_TRUE(Eventually([&] { return Frames() > before + 10; })) << daemon_->Log();
+  EXPECT_EQ(Scrape().status, 200U);
+}
+
+TEST_F(WebConfigTest, AStalledHandshakeIsClosedWithinTheHeaderTimeout) {
+  Start(TlsBlock() + Users({"alice"}));
+  std::thread stalled([&] {
+    const auto start = std::chrono::steady_clock::now();
+    // The start of a TLS record, then nothing: the server waits for the rest of the hello.
+    const std::string answer = RawExchange(port_, std::string("\x16\x03\x01\x02\x00\x01", 6), 5s);
+    EXPECT_EQ(answer, "");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "header_timeout_seconds is 1";
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(Scrape().status, 200U) << "other clients are served meanwhile";
+  stalled.join();
+}
+
+TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
+  Start(Users({"alice"}));
+  EXPECT_EQ(HttpGet(port_, "/metrics").status, 401U);
+  EXPECT_EQ(HttpGet(port_, "/metrics", {{"Authorization", "Basic YWxpY2U6c2VjcmV0"}}).status, 200U);
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+}
+
+TEST_F(WebConfigTest, MinimumVersionIsEnforced) {
+  Start(TlsBlock("  min_version: TLS13\n"));
+  const CurlResult old_client = Https("/healthz", "--tls-max 1.2");
+  EXPECT_NE(old_client.exit_code, 0);
+  EXPECT_EQ(old_client.status, 0U) << old_client.body;
+  EXPECT_EQ(Https("/healthz", "--tlsv1.3").status, 200U);
+}
+
+TEST_F(WebConfigTest, ClientCertificatesAreVerifiedWhenRequired) {
+  Start(TlsBlock(
+      "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " + Pki("ca.crt") + "\n"));
+  EXPECT_EQ(Https("/metrics").status, 0U) << "no client certificate: no handshake";
+  const std::string stranger = "--cert " + Pki("stranger.crt") + " --key " + Pki("stranger.key");
+  EXPECT_EQ(Https("/metrics", stranger).status, 0U) << "a certificate the CA did not sign";
+  const std::string client = "--cert " + Pki("client.crt") + " --key " + Pki("client.key");
+  EXPECT_EQ(Https("/metrics", client).status, 200U);
+}
+
+TEST_F(WebConfigTest, HealthcheckSpeaksTls) {
+  Start(TlsBlock() + Users({"alice"}));
+  const RunResult check = RunPoolwatchd({"--config", config_path_, "--listen",
+                                         "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "healthy\n");
+}
+
+TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
+  const auto refused = [&](const std::string& web, const std::string& expected) {
+    const std::string web_path = dir_.Write("bad-web.yml", web);
+    const std::string config = dir_.Write("bad.json", R"({"http": {"listen": "127.0.0.1:0"}})");
+    const RunResult run = RunPoolwatchd({"--config", config, "--web.config.file", web_path});
+    EXPECT_EQ(run.exit_code, 2) << web;
+    EXPECT_NE(run.output.find(expected), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find(web_path), std::string::npos) << run.output;
+  };
+  refused("tls_server_config:\n  cert_file: /nonexistent/server.crt\n  key_file: " +
+              Pki("server.key") + "\n",
+          "tls_server_config.cert_file: /nonexistent/server.crt:");
+  refused("tls_server_config:\n  cert_file: " + Pki("server.crt") +
+              "\n  key_file: " + Pki("client.key") + "\n",
+          "tls_server_config.key_file: " + Pki("client.key") + ": ");
+  refused("tls_server_config:\n  cert_file: " + Pki("server.crt") + "\n",
+          "tls_server_config.key_file: missing (cert_file is set)");
+  refused(TlsBlock("  min_version: SSL3\n"),
+          "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got \"SSL3\"");
+  refused(TlsBlock("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
+          "tls_server_config.cipher_suites: is not supported by poolwatchd (line 4)");
+  refused("basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: must be a bcrypt hash");
+  refused("tls_server_confg: {}\n", "tls_server_confg: unknown key (line 1)");
+  refused("tls_server_config: [", "not valid YAML");
+}
+
+TEST_F(WebConfigTest, AnEmptyWebConfigMeansPlainHttpWithoutAuth) {
+  Start("");
+  EXPECT_EQ(HttpGet(port_, "/metrics").status, 200U);
+}
+
+TEST_F(WebConfigTest, ReloadSwapsTheWebConfigAndKeepsTheOldOneWhenBroken) {
+  Start(TlsBlock() + Users({"alice"}));
+  ASSERT_EQ(Scrape("alice:secret").status, 200U);
+
+  dir_.Write("web.yml", TlsBlock() + "basic_auth_users:\n  alice: not-a-hash\n");
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] {
+    const auto s = ParseSamples(Scrape("alice:secret").body);
+    return s.contains("poolwatch_config_last_reload_successful") &&
+           s.at("poolwatch_config_last_reload_successful") == 0;
+  })) << daemon_->Log();
+  EXPECT_TRUE(daemon_->WaitForLog("basic_auth_users.alice: must be a bcrypt hash"));
+  EXPECT_EQ(Scrape("bob:hunter2").status, 401U);
+
+  dir_.Write("web.yml", TlsBlock() + Users({"bob"}));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] { return Scrape("bob:hunter2").status == 200; })) << daemon_->Log();
+  EXPECT_EQ(Scrape("alice:secret").status, 401U);
+  EXPECT_EQ(ParseSamples(Scrape("bob:hunter2").body).at("poolwatch_config_last_reload_successful"),
+            1);
+}
+
+// The real Prometheus scrapes over TLS, checking the certificate, with basic auth; a job with a
+// wrong password is refused.
+TEST_F(WebConfigTest, PrometheusScrapesOverTlsWithBasicAuth) {
+  Start(TlsBlock() + Users({"alice"}));
+  const std::string target = "['127.0.0.1:" + std::to_string(port_) + "']";
+  const std::string job = "    scheme: https\n    tls_config:\n      ca_file: " + Pki("ca.crt") +
+                          "\n    static_configs:\n      - targets: " + target + "\n";
+  const std::string config =
+      "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+      "  - job_name: right\n    basic_auth: {username: alice, password: "
+      "secret}\n" +
+      job +
+      "  - job_name: wrong\n    basic_auth: {username: alice, password: "
+      "guess}\n" +
+      job;
+  const std::uint16_t prometheus_port = FreePort();
+  ChildProcess prometheus(
+      {"/usr/bin/prometheus", "--config.file=" + dir_.Write("prometheus.yml", config),
+       "--storage.tsdb.path=" + (dir_.path() / "prom-data").string(),
+       "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port), "--log.level=warn"});
+  const auto up = [&](const std::string& job_name) -> std::string {
+    const HttpResult result =
+        HttpGet(prometheus_port, "/api/v1/query?query=up%7Bjob%3D%22" + job_name + "%22%7D");
+    if (result.status != 200) return "";
+    const auto data = nlohmann::json::parse(result.body)["data"]["result"];
+    return data.empty() ? "" : data[0]["value"][1].get<std::string>();
+  };
+  EXPECT_TRUE(Eventually([&] { return up("right") == "1" && up("wrong") == "0"; }, 30s))
+      << "right: " << up("right") << ", wrong: " << up("wrong") << "\n"
+      << prometheus.Log();
+}
+
+}  // namespace
+}  // namespace poolwatch::testing

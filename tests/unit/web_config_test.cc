@@ -1,0 +1,143 @@
+#include "web_config.h"
+
+#include <gtest/gtest.h>
+
+#include "config.h"
+
+namespace poolwatch::daemon {
+namespace {
+
+// htpasswd -nbBC 5 alice secret (Apache's bcrypt): a test vector for libxcrypt's verification.
+constexpr const char* kAliceHash = "$2y$05$kY9WG7yJYwBWcTARoD6Lh.r28327yWzrFpnE6EBcX/29hKGeTcfke";
+
+std::string ErrorOf(const std::string& yaml) {
+  try {
+    ParseWebConfig(yaml, "web.yml", "/etc/poolwatch");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(WebConfigTest, ReadsTheExporterToolkitFormat) {
+  const WebConfig config = ParseWebConfig(
+      "tls_server_config:\n"
+      "  cert_file: server.crt\n"
+      "  key_file: /keys/server.key\n"
+      "  client_auth_type: VerifyClientCertIfGiven\n"
+      "  client_ca_file: ca.crt\n"
+      "  min_version: TLS13\n"
+      "basic_auth_users:\n"
+      "  alice: " +
+          std::string(kAliceHash) + "\n",
+      "web.yml", "/etc/poolwatch");
+  ASSERT_TRUE(config.tls);
+  EXPECT_EQ(config.tls->cert_file, "/etc/poolwatch/server.crt") << "relative to the file";
+  EXPECT_EQ(config.tls->key_file, "/keys/server.key");
+  EXPECT_EQ(config.tls->client_ca_file, "/etc/poolwatch/ca.crt");
+  EXPECT_EQ(config.tls->client_auth_type, "VerifyClientCertIfGiven");
+  EXPECT_EQ(config.tls->min_version, "TLS13");
+  EXPECT_EQ(config.tls->max_version, "TLS13");
+  EXPECT_EQ(config.basic_auth_users.at("alice"), kAliceHash);
+}
+
+TEST(WebConfigTest, EmptyOrCertlessMeansPlainHttp) {
+  EXPECT_FALSE(ParseWebConfig("", "web.yml", "/").tls);
+  EXPECT_FALSE(ParseWebConfig("tls_server_config: {}\n", "web.yml", "/").tls);
+  EXPECT_FALSE(ParseWebConfig("tls_server_config:\n  min_version: TLS12\n", "web.yml", "/").tls);
+  EXPECT_TRUE(ParseWebConfig("basic_auth_users: {}\n", "web.yml", "/").basic_auth_users.empty());
+}
+
+TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_file: a.crt\n"),
+            "web.yml: tls_server_config.key_file: missing (cert_file is set) (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  key_file: a.key\n"),
+            "web.yml: tls_server_config.cert_file: missing (key_file is set) (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_file: a\n  key_file: b\n  max_version: TLS11\n"),
+            "web.yml: tls_server_config.min_version: TLS12 is above max_version TLS11 (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_file: a\n  key_file: b\n"
+                    "  client_auth_type: RequireAndVerifyClientCert\n"),
+            "web.yml: tls_server_config.client_ca_file: required by client_auth_type "
+            "RequireAndVerifyClientCert (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n"),
+            "web.yml: tls_server_config.client_ca_file: set, but client_auth_type NoClientCert "
+            "does not verify client certificates (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  client_auth_type: Maybe\n"),
+            "web.yml: tls_server_config.client_auth_type: must be one of NoClientCert, "
+            "RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, "
+            "RequireAndVerifyClientCert, got \"Maybe\" (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_file: [a, b]\n"),
+            "web.yml: tls_server_config.cert_file: must be a string (line 2)");
+  EXPECT_EQ(ErrorOf("basic_auth_users:\n  alice: $2y$05$short\n"),
+            "web.yml: basic_auth_users.alice: must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 "
+            "characters) (line 2)");
+  EXPECT_EQ(ErrorOf("basic_auth_users: [alice]\n"),
+            "web.yml: basic_auth_users: must be a mapping (line 1)");
+  EXPECT_EQ(ErrorOf("basic_auth_users:\n  \"a:b\": " + std::string(kAliceHash) + "\n"),
+            "web.yml: basic_auth_users.a:b: a user name must be non-empty and without ':' "
+            "(line 2)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  http2: true\n"),
+            "web.yml: http_server_config: is not supported by poolwatchd (line 1)");
+  EXPECT_EQ(ErrorOf("basic_auth_user: {}\n"), "web.yml: basic_auth_user: unknown key (line 1)");
+  EXPECT_EQ(ErrorOf("- a\n- b\n"), "web.yml: <root>: must be a mapping (line 1)");
+  EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
+}
+
+TEST(WebConfigTest, TlsMaterialThatCannotBeLoadedIsNamed) {
+  WebConfig config;
+  config.tls.emplace();
+  config.tls->cert_file = "/nonexistent/server.crt";
+  config.tls->key_file = "/k";
+  try {
+    WebSecurity security(config);
+    FAIL() << "a missing certificate was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(
+        std::string(e.what()).starts_with("tls_server_config.cert_file: /nonexistent/server.crt: "))
+        << e.what();
+  }
+}
+
+WebSecurity Alice() {
+  WebConfig config;
+  config.basic_auth_users.emplace("alice", kAliceHash);
+  return WebSecurity(std::move(config));
+}
+
+TEST(WebConfigTest, BasicAuthAcceptsOnlyTheRightPassword) {
+  const WebSecurity security = Alice();
+  // base64("alice:secret"), base64("alice:wrong"), base64("bob:secret"), base64("alicesecret").
+  EXPECT_FALSE(security.Authorize("/metrics", "Basic YWxpY2U6c2VjcmV0"));
+  EXPECT_FALSE(security.Authorize("/metrics", "basic YWxpY2U6c2VjcmV0")) << "scheme: any case";
+  EXPECT_FALSE(security.Authorize("/metrics", "Basic YWxpY2U6c2VjcmV0")) << "cached: same answer";
+  for (const char* header :
+       {"", "Basic", "Basic ", "Basic YWxpY2U6d3Jvbmc=", "Basic Ym9iOnNlY3JldA==",
+        "Basic YWxpY2VzZWNyZXQ=", "Basic YWxpY2U6c2VjcmV0=", "Basic ***", "Bearer YWxpY2U6c2VjcmV0",
+        "YWxpY2U6c2VjcmV0"}) {
+    const auto denied = security.Authorize("/metrics", header);
+    ASSERT_TRUE(denied) << header;
+    EXPECT_EQ(denied->status, 401U);
+    ASSERT_EQ(denied->headers.size(), 1U);
+    EXPECT_EQ(denied->headers[0].first, "WWW-Authenticate");
+    EXPECT_TRUE(denied->headers[0].second.starts_with("Basic realm=\"poolwatchd\""));
+  }
+}
+
+TEST(WebConfigTest, OnlyTheProbesAreOpenWithoutCredentials) {
+  const WebSecurity security = Alice();
+  EXPECT_FALSE(security.Authorize("/healthz", ""));
+  EXPECT_FALSE(security.Authorize("/readyz?x=1", ""));
+  for (const char* target :
+       {"/metrics", "/debug", "/debug/health", "/", "/healthz/", "/readyzz", "/metrics?/healthz"}) {
+    EXPECT_TRUE(security.Authorize(target, "")) << target;
+  }
+  EXPECT_FALSE(WebSecurity(WebConfig{}).Authorize("/metrics", "")) << "no users: no auth";
+}
+
+TEST(WebConfigTest, DescribesItselfForTheLog) {
+  EXPECT_EQ(Alice().Describe(), "plain HTTP, basic auth for 1 user");
+  EXPECT_EQ(WebSecurity(WebConfig{}).Describe(), "plain HTTP");
+}
+
+}  // namespace
+}  // namespace poolwatch::daemon

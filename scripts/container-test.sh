@@ -66,7 +66,9 @@ for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/metrics" 
 body=$(curl -fsS "http://127.0.0.1:$port/metrics")
 grep -q '^poolwatch_pool_keys{pool="reference"} ' <<<"$body"
 grep -q '^# TYPE poolwatch_frames_total counter' <<<"$body"
-docker inspect -f '{{.Config.User}}' "$container" | grep -qx '65532:65532'
+# Captured, then matched: `cmd | grep -q` fails under pipefail when grep exits first (SIGPIPE).
+user=$(docker inspect -f '{{.Config.User}}' "$container")
+[[ "$user" == 65532:65532 ]] || { echo "runs as '$user', not 65532:65532"; exit 1; }
 
 echo "== wait for HEALTHCHECK"
 status=""
@@ -84,5 +86,6 @@ elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
 echo "stopped in ${elapsed_ms} ms, exit code $code"
 [[ "$code" == 0 && $elapsed_ms -lt 10000 ]]
-docker logs "$container" 2>&1 | grep -q 'received SIGTERM, stopping'
+logs=$(docker logs "$container" 2>&1)
+grep -q 'received SIGTERM, stopping' <<<"$logs" || { echo "$logs"; exit 1; }
 echo "container test passed"

@@ -315,6 +315,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
+      // Responses go out as a few small writes (TLS records, header then body): without
+      // TCP_NODELAY, Nagle holds the last one for the client's delayed ACK (~40 ms). Go's
+      // servers set it too.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       const bool over_limit = ++shared->connections > shared->limits.max_connections;
       ConnectionSlot slot(shared);
       std::shared_ptr<const Security> security = shared->CurrentSecurity();

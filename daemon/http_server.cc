@@ -5,6 +5,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -43,8 +44,12 @@ struct Security {
 };
 
 struct Shared {
-  Shared(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web)
-      : handler(h), limits(std::move(l)), security(std::make_shared<Security>(std::move(web))) {}
+  Shared(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web,
+         asio::thread_pool::executor_type bcrypt_executor)
+      : handler(h),
+        limits(std::move(l)),
+        hasher(std::move(bcrypt_executor)),
+        security(std::make_shared<Security>(std::move(web))) {}
 
   std::shared_ptr<const Security> CurrentSecurity() const {
     std::scoped_lock lock(mutex);
@@ -53,6 +58,7 @@ struct Shared {
 
   const HttpHandler& handler;
   HttpOptions limits;
+  asio::thread_pool::executor_type hasher;  // runs bcrypt, off the I/O thread
   std::atomic<std::size_t> connections{0};
   mutable std::mutex mutex;
   std::shared_ptr<const Security> security;
@@ -164,13 +170,33 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (ec) return Write(Error(400, "bad request: " + ec.message() + "\n"));
 
     const auto& req = parser_->get();
-    const bool head = req.method() == http::verb::head;
     // The users of the latest config, also on a connection accepted before a reload.
-    const std::shared_ptr<const Security> security = slot_.shared().CurrentSecurity();
-    if (security->web) {
-      if (auto denied = security->web->Authorize(req.target(), req[http::field::authorization])) {
-        return Write(ToBeast(std::move(*denied), req.version(), req.keep_alive(), head));
-      }
+    std::shared_ptr<const WebSecurity> web = slot_.shared().CurrentSecurity()->web;
+    const auto access = web ? web->Check(req.target(), req[http::field::authorization])
+                            : WebSecurity::Access::kGranted;
+    if (access == WebSecurity::Access::kVerify) {
+      return Verify(std::move(web), std::string(req[http::field::authorization]));
+    }
+    Answer(access == WebSecurity::Access::kGranted);
+  }
+
+  // A (user, password) pair not seen yet: bcrypt on the hasher thread, then the answer back on
+  // this connection's strand. Meanwhile this thread serves the other connections.
+  void Verify(std::shared_ptr<const WebSecurity> web, std::string authorization) {
+    asio::post(slot_.shared().hasher,
+               [self = Self(), executor = stream_.get_executor(), web = std::move(web),
+                authorization = std::move(authorization)]() mutable {
+                 const bool granted = web->Verify(authorization);
+                 asio::post(executor, [self = std::move(self), granted] { self->Answer(granted); });
+               });
+  }
+
+  // Answers the request just read: the handler's response, or 401 if not `granted`.
+  void Answer(bool granted) {
+    const auto& req = parser_->get();
+    const bool head = req.method() == http::verb::head;
+    if (!granted) {
+      return Write(ToBeast(WebSecurity::Unauthorized(), req.version(), req.keep_alive(), head));
     }
     HttpRequest request{std::string(req.method_string()), std::string(req.target()),
                         std::string(req[http::field::accept_encoding])};
@@ -304,8 +330,11 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 }
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, std::shared_ptr<Shared> s)
-      : io_context(io), acceptor(asio::make_strand(io)), shared(std::move(s)) {}
+  Impl(asio::io_context& io, const HttpOptions& limits, const HttpHandler& handler,
+       std::shared_ptr<const WebSecurity> web)
+      : io_context(io),
+        acceptor(asio::make_strand(io)),
+        shared(std::make_shared<Shared>(handler, limits, std::move(web), hasher.get_executor())) {}
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(io_context),
@@ -343,6 +372,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     Accept();
   }
 
+  asio::thread_pool hasher{1};  // first: Shared holds its executor
   asio::io_context& io_context;
   tcp::acceptor acceptor;
   std::shared_ptr<Shared> shared;
@@ -351,7 +381,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
                        const HttpOptions& limits, const HttpHandler& handler,
                        std::shared_ptr<const WebSecurity> web)
-    : impl_(std::make_shared<Impl>(io, std::make_shared<Shared>(handler, limits, std::move(web)))) {
+    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web))) {
   const std::string wanted =
       (address.host.empty() ? "" : address.host) + ":" + std::to_string(address.port);
   beast::error_code ec;
@@ -385,7 +415,13 @@ HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
   if (ec) throw std::runtime_error("cannot listen on " + wanted + ": " + ec.message());
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+  // Verifications still queued are dropped with their connections; a running one finishes and
+  // posts its answer to the io_context, which no longer runs.
+  impl_->hasher.stop();
+  impl_->hasher.join();
+}
 
 void HttpServer::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
   auto security = std::make_shared<const Security>(std::move(web));

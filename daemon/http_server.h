@@ -29,8 +29,11 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 // receive a request (header_timeout for a connection's first, idle_timeout for later ones on
 // a kept-alive connection) and concurrent connections (over the limit: 503 and close).
 //
+// Basic auth runs bcrypt for a (user, password) pair not seen yet on a thread of the server's
+// own, so that a password guesser cannot stall the answers to everyone else.
+//
 // Thread-safety: construct, Start() and Stop() on one thread, or Stop() from a handler running
-// on the io_context.
+// on the io_context. Destroy it once the io_context no longer runs.
 class HttpServer {
  public:
   // Binds and listens at once. Throws std::runtime_error naming the address when it cannot

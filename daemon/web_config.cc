@@ -152,11 +152,25 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
          });
 }
 
-HttpResponse Unauthorized() {
-  return {401,
-          "text/plain; charset=utf-8",
-          "unauthorized\n",
-          {{"WWW-Authenticate", R"(Basic realm="poolwatchd", charset="UTF-8")"}}};
+// The user and password of a basic-auth Authorization header; nothing if it is not one.
+struct Credentials {
+  std::string user;
+  std::string password;
+};
+
+std::optional<Credentials> ParseBasicAuth(std::string_view authorization) {
+  const std::size_t space = authorization.find(' ');
+  if (space == std::string_view::npos ||
+      !EqualsIgnoringCase(authorization.substr(0, space), "Basic")) {
+    return std::nullopt;
+  }
+  std::string_view encoded = authorization.substr(space + 1);
+  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
+  std::optional<std::string> decoded = DecodeBase64(encoded);
+  if (!decoded) return std::nullopt;
+  const std::size_t colon = decoded->find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return Credentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
 }
 
 }  // namespace
@@ -317,47 +331,67 @@ WebSecurity::WebSecurity(WebConfig config) : config_(std::move(config)) {
 
 void WebSecurity::FreeContext::operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
 
-std::optional<HttpResponse> WebSecurity::Authorize(std::string_view target,
-                                                   std::string_view authorization) const {
-  if (config_.basic_auth_users.empty() || IsUnauthenticatedPath(target)) return std::nullopt;
-  const std::size_t space = authorization.find(' ');
-  if (space == std::string_view::npos ||
-      !EqualsIgnoringCase(authorization.substr(0, space), "Basic")) {
-    return Unauthorized();
-  }
-  std::string_view encoded = authorization.substr(space + 1);
-  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
-  const std::optional<std::string> decoded = DecodeBase64(encoded);
-  if (!decoded) return Unauthorized();
-  const std::string_view credentials(*decoded);
-  const std::size_t colon = credentials.find(':');
-  if (colon == std::string_view::npos ||
-      !CheckPassword(credentials.substr(0, colon), credentials.substr(colon + 1))) {
-    return Unauthorized();
-  }
-  return std::nullopt;
+HttpResponse WebSecurity::Unauthorized() {
+  return {401,
+          "text/plain; charset=utf-8",
+          "unauthorized\n",
+          {{"WWW-Authenticate", R"(Basic realm="poolwatchd", charset="UTF-8")"}}};
 }
 
-bool WebSecurity::CheckPassword(std::string_view user, std::string_view password) const {
-  const std::string key = Sha256(user, password);
+WebSecurity::Access WebSecurity::Check(std::string_view target,
+                                       std::string_view authorization) const {
+  if (config_.basic_auth_users.empty() || IsUnauthenticatedPath(target)) return Access::kGranted;
+  const std::optional<Credentials> credentials = ParseBasicAuth(authorization);
+  if (!credentials) return Access::kDenied;
+  const std::string key = Sha256(credentials->user, credentials->password);
   std::scoped_lock lock(cache_mutex_);
-  if (const auto it = cache_.find(key); it != cache_.end()) return it->second;
+  if (granted_.contains(key)) return Access::kGranted;
+  if (denied_.contains(key)) return Access::kDenied;
+  return Access::kVerify;
+}
+
+bool WebSecurity::Verify(std::string_view authorization) const {
+  const std::optional<Credentials> credentials = ParseBasicAuth(authorization);
+  if (!credentials || config_.basic_auth_users.empty()) return false;
+  const std::string key = Sha256(credentials->user, credentials->password);
+  std::scoped_lock bcrypt_lock(bcrypt_mutex_);
+  {
+    std::scoped_lock lock(cache_mutex_);  // decided while this one waited for its turn?
+    if (granted_.contains(key)) return true;
+    if (denied_.contains(key)) return false;
+  }
 
   // An unknown user is checked against a known user's hash, so that it takes as long.
-  const auto found = config_.basic_auth_users.find(user);
+  const auto found = config_.basic_auth_users.find(credentials->user);
   const std::string& hash = found != config_.basic_auth_users.end()
                                 ? found->second
                                 : config_.basic_auth_users.begin()->second;
   auto data = std::make_unique<crypt_data>();  // 32 KiB: not on the stack
-  const std::string phrase(password);
-  const char* result = crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
+  const char* result =
+      crypt_rn(credentials->password.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
   const bool ok = found != config_.basic_auth_users.end() && result != nullptr &&
                   std::strlen(result) == hash.size() &&
                   CRYPTO_memcmp(result, hash.data(), hash.size()) == 0;
 
-  if (cache_.size() >= kMaxCachedVerdicts) cache_.clear();
-  cache_.emplace(key, ok);
+  std::scoped_lock lock(cache_mutex_);
+  auto& verdicts = ok ? granted_ : denied_;
+  if (verdicts.size() >= kMaxCachedVerdicts) verdicts.clear();
+  verdicts.insert(key);
   return ok;
+}
+
+std::optional<HttpResponse> WebSecurity::Authorize(std::string_view target,
+                                                   std::string_view authorization) const {
+  switch (Check(target, authorization)) {
+    case Access::kGranted:
+      return std::nullopt;
+    case Access::kDenied:
+      return Unauthorized();
+    case Access::kVerify:
+      break;
+  }
+  if (Verify(authorization)) return std::nullopt;
+  return Unauthorized();
 }
 
 std::string WebSecurity::Describe() const {

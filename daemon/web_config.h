@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "http_handler.h"
 
@@ -72,28 +72,41 @@ class WebSecurity {
   SSL_CTX* tls_context() const { return tls_context_.get(); }
   const WebConfig& config() const { return config_; }
 
-  // Whether a request may be answered: nothing if it may, else the 401 to send. Checks the
-  // Authorization header when basic-auth users are configured and the path needs it.
-  // A (user, password) pair seen before is answered from a small cache; a new one costs one
-  // bcrypt verification (milliseconds to tens of them, by the hash's cost), as in the
-  // exporter-toolkit. Unknown users cost the same as known ones.
+  enum class Access { kGranted, kDenied, kVerify };
+
+  // What a request may get without hashing anything: the path's policy, the header's form and
+  // the verdicts seen before. kVerify: a (user, password) pair not seen yet; Verify() decides.
+  Access Check(std::string_view target, std::string_view authorization) const;
+
+  // Decides a kVerify with one bcrypt run (milliseconds to tens of them, by the hash's cost;
+  // one at a time, as in the exporter-toolkit) and remembers the verdict. An unknown user costs
+  // as much as a known one. The HTTP server calls it on a thread of its own, so that its I/O
+  // thread never waits for bcrypt.
+  bool Verify(std::string_view authorization) const;
+
+  // Check(), then Verify() if needed: nothing if the request may be answered, else the 401.
   std::optional<HttpResponse> Authorize(std::string_view target,
                                         std::string_view authorization) const;
+
+  // 401 with `WWW-Authenticate: Basic realm="poolwatchd"`.
+  static HttpResponse Unauthorized();
 
   // One line for the log: "TLS (TLS12..TLS13, client certificates: NoClientCert), basic auth
   // for 2 users".
   std::string Describe() const;
 
  private:
-  bool CheckPassword(std::string_view user, std::string_view password) const;
-
   WebConfig config_;
   struct FreeContext {
     void operator()(SSL_CTX* context) const;
   };
   std::unique_ptr<SSL_CTX, FreeContext> tls_context_;
-  mutable std::mutex cache_mutex_;  // also serialises bcrypt runs, as the toolkit does
-  mutable std::unordered_map<std::string, bool> cache_;  // SHA-256(user, password) -> verdict
+  mutable std::mutex bcrypt_mutex_;  // one bcrypt run at a time
+  mutable std::mutex cache_mutex_;
+  // SHA-256(user, password) of the pairs seen. Apart, so that a guesser filling the cache of
+  // failures never evicts the pair Prometheus scrapes with.
+  mutable std::unordered_set<std::string> granted_;
+  mutable std::unordered_set<std::string> denied_;
 };
 
 // Reads (at most kMaxConfigBytes), parses and loads a web config file. Throws ConfigError.

@@ -2,11 +2,16 @@
 // with the openssl command, bcrypt hashes with htpasswd (Apache's own bcrypt, not the libxcrypt
 // poolwatchd verifies with), and curl and Prometheus as the clients.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "daemon_process.h"
 #include "http_client.h"
@@ -32,6 +37,17 @@ CurlResult Curl(const std::string& args) {
     result.body = run.output.substr(0, newline);
   }
   return result;
+}
+
+// The Authorization header for `user:password`.
+std::string BasicAuth(const std::string& user, const std::string& password) {
+  const std::string credentials = user + ":" + password;
+  std::string encoded(4 * ((credentials.size() + 2) / 3) + 1, '\0');
+  const int size = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                                   reinterpret_cast<const unsigned char*>(credentials.data()),
+                                   static_cast<int>(credentials.size()));
+  encoded.resize(static_cast<std::size_t>(size));
+  return "Basic " + encoded;
 }
 
 // Runs a shell command that must succeed (certificate and password tooling).
@@ -61,9 +77,12 @@ class WebConfigTest : public ::testing::Test {
     MustRun(sign);
     MustRun("openssl req -x509 " + ec + "-keyout " + d + "stranger.key -out " + d +
             "stranger.crt -days 2 -subj /CN=stranger");
-    for (const auto& [user, password] :
-         {std::pair{"alice", "secret"}, std::pair{"bob", "hunter2"}}) {
-      const RunResult run = RunCommand(std::string("htpasswd -nbBC 5 ") + user + " " + password);
+    // carol's hash is costly (cost 12, ~0.2 s a try) to make password guessing slow.
+    for (const auto& [user, password, cost] :
+         {std::tuple{"alice", "secret", 5}, std::tuple{"bob", "hunter2", 5},
+          std::tuple{"carol", "opensesame", 12}}) {
+      const RunResult run =
+          RunCommand("htpasswd -nbBC " + std::to_string(cost) + " " + user + " " + password);
       ASSERT_EQ(run.exit_code, 0) << run.output;
       const std::string line = run.output.substr(0, run.output.find('\n'));
       hashes_[user] = line.substr(line.find(':') + 1);
@@ -210,6 +229,58 @@ TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
   EXPECT_EQ(HttpGet(port_, "/metrics").status, 401U);
   EXPECT_EQ(HttpGet(port_, "/metrics", {{"Authorization", "Basic YWxpY2U6c2VjcmV0"}}).status, 200U);
   EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+}
+
+TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
+  // Plain HTTP keeps the clients cheap; bcrypt is what costs here.
+  Start(Users({"alice", "carol"}));
+  const auto scrape = [&] {
+    return HttpRequest(port_, "GET", "/metrics", {{"Authorization", BasicAuth("alice", "secret")}});
+  };
+  ASSERT_EQ(scrape().status, 200U) << "verified once, then answered from the cache";
+
+  // 16 clients guess carol's password, each try a new one: ~0.2 s of bcrypt a try, one try at a
+  // time, so a queue of seconds. Were bcrypt run on the I/O thread, a scrape would wait for it.
+  std::atomic<bool> stop{false};
+  std::atomic<int> denied{0};
+  std::atomic<int> other{0};
+  constexpr int kGuessers = 16;
+  std::vector<std::thread> guessers;
+  guessers.reserve(kGuessers);
+  for (int g = 0; g < kGuessers; ++g) {
+    guessers.emplace_back([&, g] {
+      for (int n = 0; !stop; ++n) {
+        const std::string guess = "guess-" + std::to_string(g) + "-" + std::to_string(n);
+        const HttpResult answer = HttpRequest(port_, "GET", "/metrics",
+                                              {{"Authorization", BasicAuth("carol", guess)}}, 60s);
+        ++(answer.status == 401 ? denied : other);
+      }
+    });
+  }
+  std::this_thread::sleep_for(500ms);
+
+  const double frames_before = ParseSamples(scrape().body).at("poolwatch_frames_total");
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 10; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const HttpResult answer = scrape();
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+    EXPECT_EQ(answer.status, 200U) << answer.error;
+    std::this_thread::sleep_for(100ms);
+  }
+  const double frames_after = ParseSamples(scrape().body).at("poolwatch_frames_total");
+  stop = true;
+  for (std::thread& guesser : guessers) guesser.join();
+
+  EXPECT_LT(slowest, 1s) << "a scrape waited behind bcrypt for "
+                         << std::chrono::duration<double>(slowest).count() << " s";
+  EXPECT_GT(frames_after, frames_before);
+  EXPECT_GT(denied.load(), 0);
+  EXPECT_EQ(other.load(), 0) << "every guess is refused, none dropped";
+  EXPECT_EQ(HttpRequest(port_, "GET", "/metrics",
+                        {{"Authorization", BasicAuth("carol", "opensesame")}}, 60s)
+                .status,
+            200U);
 }
 
 TEST_F(WebConfigTest, MinimumVersionIsEnforced) {

@@ -123,6 +123,34 @@ TEST(WebConfigTest, BasicAuthAcceptsOnlyTheRightPassword) {
   }
 }
 
+TEST(WebConfigTest, CheckNeverHashesAndVerifyRemembersItsVerdicts) {
+  const WebSecurity security = Alice();
+  using Access = WebSecurity::Access;
+  const std::string right = "Basic YWxpY2U6c2VjcmV0";  // alice:secret
+  const std::string wrong = "Basic YWxpY2U6d3Jvbmc=";  // alice:wrong
+  EXPECT_EQ(security.Check("/metrics", right), Access::kVerify);
+  EXPECT_EQ(security.Check("/metrics", wrong), Access::kVerify);
+  EXPECT_EQ(security.Check("/metrics", "Bearer x"), Access::kDenied) << "not basic auth";
+  EXPECT_EQ(security.Check("/healthz", ""), Access::kGranted);
+  EXPECT_TRUE(security.Verify(right));
+  EXPECT_FALSE(security.Verify(wrong));
+  EXPECT_FALSE(security.Verify("Bearer x"));
+  EXPECT_EQ(security.Check("/metrics", right), Access::kGranted);
+  EXPECT_EQ(security.Check("/metrics", wrong), Access::kDenied);
+}
+
+TEST(WebConfigTest, AGuesserDoesNotEvictTheGrantedPair) {
+  const WebSecurity security = Alice();
+  const std::string right = "Basic YWxpY2U6c2VjcmV0";  // alice:secret
+  ASSERT_TRUE(security.Verify(right));
+  // More wrong passwords than the cache holds (base64 of "alice:" is "YWxpY2U6").
+  for (int i = 0; i < 300; ++i) {
+    const std::string password = "Basic YWxpY2U6" + std::to_string(1000 + i);  // 4 digits
+    ASSERT_FALSE(security.Verify(password)) << password;
+  }
+  EXPECT_EQ(security.Check("/metrics", right), WebSecurity::Access::kGranted);
+}
+
 TEST(WebConfigTest, OnlyTheProbesAreOpenWithoutCredentials) {
   const WebSecurity security = Alice();
   EXPECT_FALSE(security.Authorize("/healthz", ""));

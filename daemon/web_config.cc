@@ -380,20 +380,6 @@ bool WebSecurity::Verify(std::string_view authorization) const {
   return ok;
 }
 
-std::optional<HttpResponse> WebSecurity::Authorize(std::string_view target,
-                                                   std::string_view authorization) const {
-  switch (Check(target, authorization)) {
-    case Access::kGranted:
-      return std::nullopt;
-    case Access::kDenied:
-      return Unauthorized();
-    case Access::kVerify:
-      break;
-  }
-  if (Verify(authorization)) return std::nullopt;
-  return Unauthorized();
-}
-
 std::string WebSecurity::Describe() const {
   std::string text;
   if (config_.tls) {

@@ -84,10 +84,6 @@ class WebSecurity {
   // thread never waits for bcrypt.
   bool Verify(std::string_view authorization) const;
 
-  // Check(), then Verify() if needed: nothing if the request may be answered, else the 401.
-  std::optional<HttpResponse> Authorize(std::string_view target,
-                                        std::string_view authorization) const;
-
   // 401 with `WWW-Authenticate: Basic realm="poolwatchd"`.
   static HttpResponse Unauthorized();
 

@@ -86,7 +86,7 @@ template <typename Pool>
 struct PoolAllocator {
   Pool pool;
   void* Alloc(BufferFormat format, std::uint32_t count) { return pool.Alloc(format, count).data(); }
-  void EndFrame() { pool.ReleaseAll(); }
+  void EndFrame() { pool.EndFrame(); }
 };
 
 // What a frame does without a pool: malloc every buffer, free them all at the frame's end.

@@ -6,10 +6,12 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "poolwatch/names.h"
 #include "web_config.h"
 
 namespace poolwatch::daemon {
@@ -85,6 +87,24 @@ class ObjectReader {
     nested.Finish();
   }
 
+  // Reads each object of the array at `key`, if present, with `read`; the array must hold 1 to
+  // `max` of them. Paths name the element: "loops[1].tick_hz".
+  void Array(const char* key, std::size_t max,
+             const std::function<void(ObjectReader&, std::size_t)>& read) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_array() || value->empty() || value->size() > max) {
+      Fail(Path(key), "must be an array of 1 to " + std::to_string(max) + " objects", *value);
+    }
+    for (std::size_t i = 0; i < value->size(); ++i) {
+      ObjectReader element((*value)[i], Path(key) + "[" + std::to_string(i) + "]");
+      read(element, i);
+      element.Finish();
+    }
+  }
+
+  bool Has(const char* key) const { return object_.contains(key); }
+
   void Finish() const {
     for (const auto& [key, value] : object_.items()) {
       if (!seen_.contains(key)) Fail(Path(key), "unknown key", value);
@@ -113,6 +133,94 @@ class ObjectReader {
 };
 
 constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+
+void ReadHttp(ObjectReader& http, HttpOptions& out) {
+  http.String(
+      "listen", out.listen,
+      [](const std::string& s) {
+        try {
+          ParseListenAddress(s);
+          return true;
+        } catch (const ConfigError&) {
+          return false;
+        }
+      },
+      "HOST:PORT, [IPV6]:PORT or :PORT");
+  http.Integer("max_request_bytes", out.max_request_bytes, 512, 1 << 20);
+  http.Seconds("header_timeout_seconds", out.header_timeout, 0.1, 3600);
+  http.Seconds("idle_timeout_seconds", out.idle_timeout, 0.1, 3600);
+  http.Integer("max_connections", out.max_connections, 1, 100000);
+  http.String("web_config_file", out.web_config_file);
+}
+
+void ReadLog(ObjectReader& log, LogOptions& out) {
+  log.String("level", out.level, IsLogLevel,
+             "one of trace, debug, info, warn, error, critical, off");
+  std::string format = out.format == LogFormat::kJson ? "json" : "text";
+  log.String(
+      "format", format, [](const std::string& s) { return s == "text" || s == "json"; },
+      R"("text" or "json")");
+  out.format = format == "json" ? LogFormat::kJson : LogFormat::kText;
+}
+
+// A pool or loop name: it becomes a label value.
+void ReadName(ObjectReader& reader, std::string& out) {
+  reader.String(
+      "name", out, [](const std::string& s) { return !NameProblem(s); },
+      "a string of 1 to 64 characters without control characters");
+}
+
+void ReadLoopTiming(ObjectReader& loop, LoopConfig& out) {
+  loop.Number("tick_hz", out.tick_hz, 1, 10000);
+  loop.Integer("snapshot_interval_frames", out.snapshot_interval_frames, 1, 100000);
+}
+
+void ReadPoolOptions(ObjectReader& pool, PoolOptions& out) {
+  pool.Integer("max_bytes", out.max_bytes, 0, 1ULL << 40);
+  pool.Integer("trim_idle_frames", out.trim_idle_frames, 0, kU32Max);
+}
+
+void ReadWorkload(ObjectReader& workload, WorkloadOptions& w) {
+  std::string scenario(ScenarioName(w.scenario));
+  workload.String(
+      "scenario", scenario, [](const std::string& s) { return ParseScenario(s).has_value(); },
+      "one of steady, leak, bloat, spike");
+  w.scenario = *ParseScenario(scenario);
+  workload.Integer("particles", w.particles, 1, 1 << 22);
+  workload.Integer("leak_buffers_per_frame", w.leak_buffers_per_frame, 0, 10000);
+  workload.Integer("leak_buffer_elements", w.leak_buffer_elements, 1, 1 << 24);
+  workload.Integer("bloat_every_frames", w.bloat_every_frames, 1, kU32Max);
+  workload.Integer("spike_every_frames", w.spike_every_frames, 1, kU32Max);
+  workload.Integer("spike_factor", w.spike_factor, 1, 1000);
+}
+
+[[noreturn]] void FailDuplicate(const std::string& path, const std::string& name, const char* what,
+                                const std::string& other_path, const char* note = "") {
+  std::string message = path;
+  message.append(".name: \"").append(name).append("\" names two ").append(what);
+  message.append(" (also ").append(other_path).append(")").append(note);
+  throw ConfigError(message);
+}
+
+// Loop names are unique, and pool names unique across all loops: each is one series' label.
+void CheckUniqueNames(const std::vector<LoopConfig>& loops) {
+  std::map<std::string, std::string> loop_paths;
+  std::map<std::string, std::string> pool_paths;
+  for (std::size_t l = 0; l < loops.size(); ++l) {
+    const std::string loop_path = "loops[" + std::to_string(l) + "]";
+    const auto [loop_it, new_loop] = loop_paths.try_emplace(loops[l].name, loop_path);
+    if (!new_loop) FailDuplicate(loop_path, loops[l].name, "loops", loop_it->second);
+    for (std::size_t p = 0; p < loops[l].pools.size(); ++p) {
+      const std::string pool_path = loop_path + ".pools[" + std::to_string(p) + "]";
+      const std::string& name = loops[l].pools[p].name;
+      const auto [pool_it, new_pool] = pool_paths.try_emplace(name, pool_path);
+      if (!new_pool) {
+        FailDuplicate(pool_path, name, "pools", pool_it->second,
+                      "; pool names are unique across all loops");
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -165,58 +273,47 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
 
   Config config;
   ObjectReader reader(root, "");
-  reader.Object("http", [&](ObjectReader& http) {
-    http.String(
-        "listen", config.http.listen,
-        [](const std::string& s) {
-          try {
-            ParseListenAddress(s);
-            return true;
-          } catch (const ConfigError&) {
-            return false;
-          }
-        },
-        "HOST:PORT, [IPV6]:PORT or :PORT");
-    http.Integer("max_request_bytes", config.http.max_request_bytes, 512, 1 << 20);
-    http.Seconds("header_timeout_seconds", config.http.header_timeout, 0.1, 3600);
-    http.Seconds("idle_timeout_seconds", config.http.idle_timeout, 0.1, 3600);
-    http.Integer("max_connections", config.http.max_connections, 1, 100000);
-    http.String("web_config_file", config.http.web_config_file);
-  });
-  reader.Object("log", [&](ObjectReader& log) {
-    log.String("level", config.log.level, IsLogLevel,
-               "one of trace, debug, info, warn, error, critical, off");
-    std::string format = config.log.format == LogFormat::kJson ? "json" : "text";
-    log.String(
-        "format", format, [](const std::string& s) { return s == "text" || s == "json"; },
-        R"("text" or "json")");
-    config.log.format = format == "json" ? LogFormat::kJson : LogFormat::kText;
-  });
-  reader.Object("loop", [&](ObjectReader& loop) {
-    loop.Number("tick_hz", config.tick_hz, 1, 10000);
-    loop.Integer("snapshot_interval_frames", config.health.snapshot_interval_frames, 1, 100000);
-  });
-  reader.Object("pool", [&](ObjectReader& pool) {
-    pool.String(
-        "name", config.pool_name, [](const std::string& s) { return !s.empty() && s.size() <= 64; },
-        "a non-empty string of at most 64 characters");
-    pool.Integer("max_bytes", config.pool.max_bytes, 0, 1ULL << 40);
-    pool.Integer("trim_idle_frames", config.pool.trim_idle_frames, 0, kU32Max);
-  });
-  reader.Object("workload", [&](ObjectReader& workload) {
-    WorkloadOptions& w = config.workload;
-    std::string scenario(ScenarioName(w.scenario));
-    workload.String(
-        "scenario", scenario, [](const std::string& s) { return ParseScenario(s).has_value(); },
-        "one of steady, leak, bloat, spike");
-    w.scenario = *ParseScenario(scenario);
-    workload.Integer("particles", w.particles, 1, 1 << 22);
-    workload.Integer("leak_buffers_per_frame", w.leak_buffers_per_frame, 0, 10000);
-    workload.Integer("leak_buffer_elements", w.leak_buffer_elements, 1, 1 << 24);
-    workload.Integer("bloat_every_frames", w.bloat_every_frames, 1, kU32Max);
-    workload.Integer("spike_every_frames", w.spike_every_frames, 1, kU32Max);
-    workload.Integer("spike_factor", w.spike_factor, 1, 1000);
-  });
+  reader.Object("http", [&](ObjectReader& http) { ReadHttp(http, config.http); });
+  reader.Object("log", [&](ObjectReader& log) { ReadLog(log, config.log); });
+
+  const std::vector<std::string> single = {"loop", "pool", "workload"};
+  std::vector<std::string> given;
+  for (const std::string& key : single) {
+    if (reader.Has(key.c_str())) given.push_back(key);
+  }
+  if (reader.Has("loops")) {
+    if (!given.empty()) {
+      std::string keys;
+      for (const std::string& key : given) keys += (keys.empty() ? "" : ", ") + key;
+      throw ConfigError("loops: cannot be combined with " + keys +
+                        " (the single-pool form); give each loop's settings inside loops[]");
+    }
+    config.loops.clear();
+    reader.Array("loops", kMaxLoops, [&](ObjectReader& loop_reader, std::size_t) {
+      LoopConfig& loop = config.loops.emplace_back();
+      loop.pools.clear();
+      ReadName(loop_reader, loop.name);
+      ReadLoopTiming(loop_reader, loop);
+      loop_reader.Array("pools", kMaxPoolsPerLoop, [&](ObjectReader& pool_reader, std::size_t) {
+        PoolConfig& pool = loop.pools.emplace_back();
+        ReadName(pool_reader, pool.name);
+        ReadPoolOptions(pool_reader, pool.options);
+        pool_reader.Object("workload", [&](ObjectReader& w) { ReadWorkload(w, pool.workload); });
+      });
+      if (loop.pools.empty()) loop.pools.emplace_back();
+    });
+    CheckUniqueNames(config.loops);
+  } else {
+    // The single-pool form: one loop "main" with one pool.
+    LoopConfig& loop = config.loops.front();
+    PoolConfig& pool = loop.pools.front();
+    reader.Object("loop", [&](ObjectReader& r) { ReadLoopTiming(r, loop); });
+    reader.Object("pool", [&](ObjectReader& r) {
+      ReadName(r, pool.name);
+      ReadPoolOptions(r, pool.options);
+    });
+    reader.Object("workload", [&](ObjectReader& r) { ReadWorkload(r, pool.workload); });
+  }
   reader.Object("diagnostics", [&](ObjectReader& diagnostics) {
     diagnostics.Integer("history_points", config.diagnostics.history_points, 2, 100000);
     diagnostics.Seconds("sample_interval_seconds", config.diagnostics.sample_interval, 0.01, 3600);
@@ -249,7 +346,12 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
     config.http.listen = *overrides.listen;
   }
   if (overrides.log_level) config.log.level = *overrides.log_level;
-  if (overrides.scenario) config.workload.scenario = *ParseScenario(*overrides.scenario);
+  if (overrides.scenario) {
+    for (LoopConfig& loop : config.loops) {
+      for (PoolConfig& pool : loop.pools)
+        pool.workload.scenario = *ParseScenario(*overrides.scenario);
+    }
+  }
   if (overrides.web_config_file) {
     config.http.web_config_file = *overrides.web_config_file;
   } else if (!config.http.web_config_file.empty()) {

@@ -8,10 +8,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "poolwatch/buffer_pool.h"
 #include "poolwatch/diagnostics_store.h"
-#include "poolwatch/health_monitor.h"
 #include "poolwatch/reference_workload.h"
 
 namespace poolwatch::daemon {
@@ -28,6 +28,8 @@ class ConfigError : public std::runtime_error {
 enum class LogFormat : std::uint8_t { kText, kJson };
 
 struct HttpOptions {
+  friend bool operator==(const HttpOptions&, const HttpOptions&) = default;
+
   std::string listen = ":9720";
   std::size_t max_request_bytes = 8192;  // request line, headers and body together
   std::chrono::milliseconds header_timeout{10'000};
@@ -43,21 +45,36 @@ struct LogOptions {
   LogFormat format = LogFormat::kText;
 };
 
-struct Config {
-  HttpOptions http;
-  LogOptions log;
-  double tick_hz = 60;
-  HealthMonitorOptions health;
-  std::string pool_name = "reference";
-  PoolOptions pool{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
+// One pool of a loop: `loops[].pools[]`, or the single-pool form's `pool` and `workload`.
+struct PoolConfig {
+  std::string name = "reference";
+  PoolOptions options{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
   WorkloadOptions workload;
-  DiagnosticsOptions diagnostics;
-  // http.web_config_file, loaded: null when there is none. Set by LoadConfig, not ParseConfig.
-  std::shared_ptr<const WebSecurity> web;
+};
+
+// One loop, on its own tick thread: `loops[]`, or the single-pool form's `loop`.
+struct LoopConfig {
+  std::string name = "main";
+  double tick_hz = 60;
+  std::uint32_t snapshot_interval_frames = 1;
+  std::vector<PoolConfig> pools = {PoolConfig{}};
 
   std::chrono::nanoseconds TickPeriod() const {
     return std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 / tick_hz)};
   }
+};
+
+inline constexpr std::size_t kMaxLoops = 32;
+inline constexpr std::size_t kMaxPoolsPerLoop = 64;
+
+struct Config {
+  HttpOptions http;
+  LogOptions log;
+  // At least one; loop names are unique, and pool names unique across all loops.
+  std::vector<LoopConfig> loops = {LoopConfig{}};
+  DiagnosticsOptions diagnostics;
+  // http.web_config_file, loaded: null when there is none. Set by LoadConfig, not ParseConfig.
+  std::shared_ptr<const WebSecurity> web;
 };
 
 // Flags that override the file (and keep overriding it on every reload).
@@ -71,8 +88,9 @@ struct ConfigOverrides {
 // Refuses anything larger: a config is a few hundred bytes.
 inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
 
-// Parses and validates a JSON config; unknown keys are errors. `origin` prefixes JSON syntax
-// errors (a file name). Throws ConfigError.
+// Parses and validates a JSON config; unknown keys are errors. Either the single-pool form
+// (top-level `loop`, `pool`, `workload`: one loop "main" with one pool) or a `loops` array,
+// never both. `origin` prefixes JSON syntax errors (a file name). Throws ConfigError.
 Config ParseConfig(std::string_view text, std::string_view origin = "config");
 
 // The content of a config file of at most kMaxConfigBytes. Throws ConfigError naming the file.

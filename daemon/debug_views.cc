@@ -47,9 +47,9 @@ struct Row {
   std::uint64_t oldest_frame = 0;
 };
 
-std::vector<Row> Attribution(const HealthSnapshot& latest) {
+std::vector<Row> Attribution(const PoolSnapshot& pool) {
   std::map<std::pair<std::string, std::string>, Row> merged;
-  for (const OutstandingGroup& g : latest.outstanding) {
+  for (const OutstandingGroup& g : pool.outstanding) {
     const std::string site = Site(g.site);
     const std::string format(FormatName(g.format));
     auto [it, added] = merged.try_emplace({site, format}, Row{site, format, 0, 0, g.oldest_frame});
@@ -170,7 +170,8 @@ std::vector<double> Column(const std::vector<HistoryPoint>& history,
 
 constexpr const char* kStyle = R"(
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1300px}
-h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.1em;margin:1.2em 0 .4em}
+h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.2em;margin:1.4em 0 .4em;border-top:1px solid #ccc;padding-top:.6em}
+h3{font-size:1em;margin:1em 0 .4em}
 table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{background:#e6f4ea} .warning{background:#fff4ce} .critical{background:#fde2e1;font-weight:bold}
@@ -178,38 +179,56 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 .axis,.legend{font-size:11px;font-family:system-ui,sans-serif} .muted{color:#777;font-size:.85em}
 )";
 
-}  // namespace
+// The configured rate, not its nanosecond-rounded period's inverse (60, not 60.0000024).
+double TickHz(const PoolHealth& health) {
+  if (health.period.count() <= 0) return 0;
+  return std::round(1e12 / static_cast<double>(health.period.count())) / 1000;
+}
 
-std::string DebugHealthJson(const DiagnosticsReport& report, const DebugContext& context) {
+double AgeSeconds(std::uint64_t frames, const PoolHealth& health) {
+  return std::chrono::duration<double>(health.period).count() * static_cast<double>(frames);
+}
+
+Severity Worst(const DiagnosticsReport& report) {
+  Severity worst = Severity::kOk;
+  for (const Verdict& v : report.verdicts) worst = std::max(worst, v.severity);
+  return worst;
+}
+
+json PoolJson(const DiagnosticsReport& report) {
   json out;
-  out["pool"] = context.pool;
-  out["tick_hz"] = context.tick_hz;
+  out["pool"] = report.pool;
   if (!report.latest) {
+    out["loop"] = nullptr;
+    out["tick_hz"] = nullptr;
     out["latest"] = nullptr;
   } else {
-    const HealthSnapshot& s = *report.latest;
+    const PoolHealth& h = *report.latest;
+    const PoolStats& p = h.pool.stats;
+    out["loop"] = h.loop;
+    out["tick_hz"] = TickHz(h);
     out["latest"] = {
-        {"sequence", s.sequence},
-        {"frame", s.pool.last_frame.frame},
-        {"time", Rfc3339(s.time)},
+        {"sequence", h.sequence},
+        {"frame", p.last_frame.frame},
+        {"time", Rfc3339(h.time)},
         {"timing",
-         {{"frames_total", s.health.frames},
-          {"overruns_total", s.health.overruns},
-          {"last_frame_seconds", s.health.last_frame_seconds},
-          {"last_tick_lateness_seconds", s.health.last_tick_lateness_seconds}}},
+         {{"frames_total", h.timing.frames},
+          {"overruns_total", h.timing.overruns},
+          {"last_frame_seconds", h.timing.last_frame_seconds},
+          {"last_tick_lateness_seconds", h.timing.last_tick_lateness_seconds}}},
         {"memory",
-         {{"pool_allocs", s.health.pool_allocs},
-          {"pool_releases", s.health.pool_releases},
-          {"pooled_bytes", s.health.pooled_bytes},
-          {"pool_key_count", s.health.pool_key_count},
-          {"imbalance", s.pool.last_frame.Imbalance()},
-          {"misses_total", s.pool.misses_total},
-          {"outstanding_buffers", s.pool.outstanding_buffers},
-          {"in_use_bytes", s.pool.in_use_bytes},
-          {"allocations_total", s.pool.allocations_total},
-          {"releases_total", s.pool.releases_total},
-          {"allocation_failures_total", s.pool.allocation_failures_total},
-          {"trimmed_bytes_total", s.pool.trimmed_bytes_total}}},
+         {{"pool_allocs", p.last_frame.allocations},
+          {"pool_releases", p.last_frame.releases},
+          {"pooled_bytes", p.pooled_bytes},
+          {"pool_key_count", p.keys},
+          {"imbalance", p.last_frame.Imbalance()},
+          {"misses_total", p.misses_total},
+          {"outstanding_buffers", p.outstanding_buffers},
+          {"in_use_bytes", p.in_use_bytes},
+          {"allocations_total", p.allocations_total},
+          {"releases_total", p.releases_total},
+          {"allocation_failures_total", p.allocation_failures_total},
+          {"trimmed_bytes_total", p.trimmed_bytes_total}}},
     };
   }
   out["verdicts"] = json::array();
@@ -224,17 +243,17 @@ std::string DebugHealthJson(const DiagnosticsReport& report, const DebugContext&
   }
   out["attribution"] = json::array();
   if (report.latest) {
-    const std::uint64_t frame = report.latest->pool.last_frame.frame;
-    for (const Row& row : Attribution(*report.latest)) {
+    const PoolHealth& h = *report.latest;
+    const std::uint64_t frame = h.pool.stats.last_frame.frame;
+    for (const Row& row : Attribution(h.pool)) {
       const std::uint64_t age = frame - row.oldest_frame;
-      out["attribution"].push_back(
-          {{"site", row.site},
-           {"format", row.format},
-           {"count", row.count},
-           {"bytes", row.bytes},
-           {"oldest_frame", row.oldest_frame},
-           {"oldest_age_frames", age},
-           {"oldest_age_seconds", static_cast<double>(age) / context.tick_hz}});
+      out["attribution"].push_back({{"site", row.site},
+                                    {"format", row.format},
+                                    {"count", row.count},
+                                    {"bytes", row.bytes},
+                                    {"oldest_frame", row.oldest_frame},
+                                    {"oldest_age_frames", age},
+                                    {"oldest_age_seconds", AgeSeconds(age, h)}});
     }
   }
   out["history"] = json::array();
@@ -249,27 +268,27 @@ std::string DebugHealthJson(const DiagnosticsReport& report, const DebugContext&
                               {"pool_releases", p.frame_releases},
                               {"frame_seconds", p.frame_seconds}});
   }
-  return out.dump(2) + "\n";
+  return out;
 }
 
-std::string DebugPageHtml(const DiagnosticsReport& report, const DebugContext& context) {
-  std::ostringstream html;
-  html << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-       << "<meta http-equiv=\"refresh\" content=\"2\">"
-       << "<title>poolwatchd debug: " << Escape(context.pool) << "</title><style>" << kStyle
-       << "</style></head><body>\n<h1>poolwatchd &mdash; pool " << Escape(context.pool)
-       << "</h1>\n";
+// One pool's section of the page. Element ids carry the pool's position (`-0`, `-1`...), since a
+// pool name may hold characters an id cannot; the name is in data-pool.
+void PoolSection(std::ostringstream& html, const DiagnosticsReport& report, std::size_t index) {
+  const std::string n = std::to_string(index);
+  html << "<section class=\"pool\" id=\"pool-" << n << "\" data-pool=\"" << Escape(report.pool)
+       << "\">\n<h2>Pool " << Escape(report.pool);
   if (!report.latest) {
-    html << "<p>No frame completed yet.</p></body></html>\n";
-    return html.str();
+    html << "</h2>\n<p>No frame completed yet.</p></section>\n";
+    return;
   }
-  const HealthSnapshot& s = *report.latest;
-  html << "<p class=\"muted\">frame " << s.pool.last_frame.frame << " at " << Rfc3339(s.time)
-       << " &middot; refreshes every 2 s &middot; <a href=\"debug/health\">JSON</a> &middot; "
-       << "<a href=\"metrics\">metrics</a></p>\n";
+  const PoolHealth& h = *report.latest;
+  const PoolStats& p = h.pool.stats;
+  html << " <span class=\"muted\">loop " << Escape(h.loop) << " &middot; frame "
+       << p.last_frame.frame << " at " << Rfc3339(h.time) << "</span></h2>\n";
 
-  html << "<h2>Verdicts</h2>\n<table id=\"verdicts\"><tr><th>alert</th><th>value</th>"
-       << "<th>verdict</th><th>pending</th><th>since</th></tr>\n";
+  html
+      << "<h3>Verdicts</h3>\n<table class=\"verdicts\" id=\"verdicts-" << n
+      << "\"><tr><th>alert</th><th>value</th><th>verdict</th><th>pending</th><th>since</th></tr>\n";
   for (const Verdict& v : report.verdicts) {
     const std::string value =
         v.kind == ConditionKind::kPooledBytes ? Bytes(v.value) : Plain(v.value);
@@ -280,52 +299,95 @@ std::string DebugPageHtml(const DiagnosticsReport& report, const DebugContext& c
   }
   html << "</table>\n";
 
-  html << "<h2>Last frame</h2>\n<table id=\"latest\"><tr><th>allocations</th><th>releases</th>"
-       << "<th>imbalance</th><th>pooled</th><th>in use</th><th>keys</th><th>outstanding</th>"
-       << "<th>misses</th><th>refused</th><th>frame time</th></tr><tr>"
-       << "<td class=\"num\">" << s.health.pool_allocs << "</td><td class=\"num\">"
-       << s.health.pool_releases << "</td><td class=\"num\">" << s.pool.last_frame.Imbalance()
-       << "</td><td class=\"num\">" << Bytes(static_cast<double>(s.health.pooled_bytes))
-       << "</td><td class=\"num\">" << Bytes(static_cast<double>(s.pool.in_use_bytes))
-       << "</td><td class=\"num\">" << s.health.pool_key_count << "</td><td class=\"num\">"
-       << s.pool.outstanding_buffers << "</td><td class=\"num\">" << s.pool.misses_total
-       << "</td><td class=\"num\">" << s.pool.allocation_failures_total << "</td><td class=\"num\">"
-       << Millis(s.health.last_frame_seconds) << "</td></tr></table>\n";
+  html << "<h3>Last frame</h3>\n<table id=\"latest-" << n
+       << "\"><tr><th>allocations</th><th>releases</th><th>imbalance</th><th>pooled</th>"
+       << "<th>in use</th><th>keys</th><th>outstanding</th><th>misses</th><th>refused</th>"
+       << "<th>frame time</th></tr><tr><td class=\"num\">" << p.last_frame.allocations
+       << "</td><td class=\"num\">" << p.last_frame.releases << "</td><td class=\"num\">"
+       << p.last_frame.Imbalance() << "</td><td class=\"num\">"
+       << Bytes(static_cast<double>(p.pooled_bytes)) << "</td><td class=\"num\">"
+       << Bytes(static_cast<double>(p.in_use_bytes)) << "</td><td class=\"num\">" << p.keys
+       << "</td><td class=\"num\">" << p.outstanding_buffers << "</td><td class=\"num\">"
+       << p.misses_total << "</td><td class=\"num\">" << p.allocation_failures_total
+       << "</td><td class=\"num\">" << Millis(h.timing.last_frame_seconds)
+       << "</td></tr></table>\n";
 
-  html << "<h2>Outstanding buffers by site</h2>\n";
-  const std::vector<Row> rows = Attribution(s);
+  html << "<h3>Outstanding buffers by site</h3>\n";
+  const std::vector<Row> rows = Attribution(h.pool);
   if (rows.empty()) {
-    html << "<p id=\"attribution-empty\">No buffer is held across frames.</p>\n";
+    html << "<p class=\"attribution-empty\">No buffer is held across frames.</p>\n";
   } else {
-    html << "<table id=\"attribution\"><tr><th>site</th><th>format</th><th>count</th>"
-         << "<th>bytes</th><th>oldest age</th></tr>\n";
+    html << "<table class=\"attribution\" id=\"attribution-" << n
+         << "\"><tr><th>site</th><th>format</th><th>count</th><th>bytes</th>"
+         << "<th>oldest age</th></tr>\n";
     for (const Row& row : rows) {
-      const std::uint64_t age = s.pool.last_frame.frame - row.oldest_frame;
+      const std::uint64_t age = p.last_frame.frame - row.oldest_frame;
       html << "<tr class=\"site\" data-site=\"" << Escape(row.site) << "\"><td>" << Escape(row.site)
            << "</td><td>" << row.format << "</td><td class=\"num\">" << row.count
            << "</td><td class=\"num\">" << Bytes(static_cast<double>(row.bytes))
-           << "</td><td class=\"num\">" << age << " frames ("
-           << Plain(static_cast<double>(age) / context.tick_hz) << " s)</td></tr>\n";
+           << "</td><td class=\"num\">" << age << " frames (" << Plain(AgeSeconds(age, h))
+           << " s)</td></tr>\n";
     }
     html << "</table>\n";
   }
-  const auto& h = report.history;
+  const auto& hist = report.history;
   const auto bytes = [](double v) { return Bytes(v); };
-  html << "<h2>Recent history</h2>\n<div class=\"charts\">\n"
-       << Chart("chart-bytes", "Pooled vs in-use bytes", bytes,
-                {{"pooled", "#1f77b4", Column(h, [](auto& p) { return double(p.pooled_bytes); })},
-                 {"in use", "#ff7f0e", Column(h, [](auto& p) { return double(p.in_use_bytes); })}})
-       << Chart("chart-allocs", "Allocations vs releases per frame", Plain,
+  html << "<h3>Recent history</h3>\n<div class=\"charts\">\n"
+       << Chart(
+              "chart-bytes-" + n, "Pooled vs in-use bytes", bytes,
+              {{"pooled", "#1f77b4", Column(hist, [](auto& q) { return double(q.pooled_bytes); })},
+               {"in use", "#ff7f0e", Column(hist, [](auto& q) { return double(q.in_use_bytes); })}})
+       << Chart("chart-allocs-" + n, "Allocations vs releases per frame", Plain,
                 {{"allocations", "#2ca02c",
-                  Column(h, [](auto& p) { return double(p.frame_allocations); })},
+                  Column(hist, [](auto& q) { return double(q.frame_allocations); })},
                  {"releases", "#d62728",
-                  Column(h, [](auto& p) { return double(p.frame_releases); })}})
-       << Chart("chart-keys", "Pool keys", Plain,
-                {{"keys", "#9467bd", Column(h, [](auto& p) { return double(p.keys); })}})
-       << Chart("chart-frame-time", "Frame time", Millis,
-                {{"frame time", "#8c564b", Column(h, [](auto& p) { return p.frame_seconds; })}})
-       << "</div>\n";
+                  Column(hist, [](auto& q) { return double(q.frame_releases); })}})
+       << Chart("chart-keys-" + n, "Pool keys", Plain,
+                {{"keys", "#9467bd", Column(hist, [](auto& q) { return double(q.keys); })}})
+       << Chart("chart-frame-time-" + n, "Frame time (the loop's)", Millis,
+                {{"frame time", "#8c564b", Column(hist, [](auto& q) { return q.frame_seconds; })}})
+       << "</div>\n</section>\n";
+}
 
+}  // namespace
+
+std::string DebugHealthJson(const std::vector<DiagnosticsReport>& reports) {
+  json out;
+  out["pools"] = json::array();
+  for (const DiagnosticsReport& report : reports) out["pools"].push_back(PoolJson(report));
+  return out.dump(2) + "\n";
+}
+
+std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports) {
+  std::ostringstream html;
+  html << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+       << "<meta http-equiv=\"refresh\" content=\"2\">"
+       << "<title>poolwatchd debug</title><style>" << kStyle << "</style></head><body>\n"
+       << "<h1>poolwatchd &mdash; " << reports.size() << (reports.size() == 1 ? " pool" : " pools")
+       << "</h1>\n<p class=\"muted\">refreshes every 2 s &middot; <a href=\"debug/health\">JSON</a>"
+       << " &middot; <a href=\"metrics\">metrics</a></p>\n";
+
+  // The overview first: with many pools, the one in trouble must be visible without scrolling.
+  html << "<table id=\"pools\"><tr><th>pool</th><th>loop</th><th>worst verdict</th>"
+       << "<th>pooled</th><th>in use</th><th>outstanding</th><th>keys</th></tr>\n";
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const DiagnosticsReport& r = reports[i];
+    const Severity worst = Worst(r);
+    html << "<tr class=\"" << SeverityName(worst) << "\" data-pool=\"" << Escape(r.pool)
+         << "\"><td><a href=\"#pool-" << i << "\">" << Escape(r.pool) << "</a></td>";
+    if (!r.latest) {
+      html << "<td colspan=\"6\">no frame yet</td></tr>\n";
+      continue;
+    }
+    const PoolStats& p = r.latest->pool.stats;
+    html << "<td>" << Escape(r.latest->loop) << "</td><td>" << SeverityName(worst)
+         << "</td><td class=\"num\">" << Bytes(static_cast<double>(p.pooled_bytes))
+         << "</td><td class=\"num\">" << Bytes(static_cast<double>(p.in_use_bytes))
+         << "</td><td class=\"num\">" << p.outstanding_buffers << "</td><td class=\"num\">"
+         << p.keys << "</td></tr>\n";
+  }
+  html << "</table>\n";
+  for (std::size_t i = 0; i < reports.size(); ++i) PoolSection(html, reports[i], i);
   html << "</body></html>\n";
   return html.str();
 }

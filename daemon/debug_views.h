@@ -1,21 +1,19 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "poolwatch/diagnostics_store.h"
 
 namespace poolwatch::daemon {
 
-struct DebugContext {
-  std::string pool;     // the pool label
-  double tick_hz = 60;  // for ages in seconds
-};
-
-// /debug/health: the DiagnosticsStore's report as JSON (schema in docs/debug.md).
-std::string DebugHealthJson(const DiagnosticsReport& report, const DebugContext& context);
+// /debug/health: every pool's DiagnosticsStore report as JSON, in a `pools` array (schema in
+// docs/debug.md).
+std::string DebugHealthJson(const std::vector<DiagnosticsReport>& reports);
 
 // /debug: a self-contained HTML page (inline CSS and SVG, no scripts or external assets) that
-// refreshes itself: verdicts, charts of the recent history, the attribution table.
-std::string DebugPageHtml(const DiagnosticsReport& report, const DebugContext& context);
+// refreshes itself: a summary of every pool, then per pool its verdicts, charts of the recent
+// history and the attribution table.
+std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports);
 
 }  // namespace poolwatch::daemon

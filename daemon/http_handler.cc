@@ -110,13 +110,13 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   if (path == "/readyz") return ProbeResponse(sources_.readiness);
   if ((path == "/debug" || path == "/debug/health") && sources_.diagnostics) {
     HttpResponse response;
-    const DiagnosticsReport report = sources_.diagnostics();
+    const std::vector<DiagnosticsReport> reports = sources_.diagnostics();
     if (path == "/debug") {
       response.content_type = "text/html; charset=utf-8";
-      response.body = DebugPageHtml(report, sources_.debug);
+      response.body = DebugPageHtml(reports);
     } else {
       response.content_type = "application/json";
-      response.body = DebugHealthJson(report, sources_.debug);
+      response.body = DebugHealthJson(reports);
     }
     response.headers.emplace_back("Cache-Control", "no-store");
     return response;

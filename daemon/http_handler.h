@@ -38,11 +38,10 @@ struct Probe {
 };
 
 struct HandlerSources {
-  std::vector<const prometheus::Collectable*> collectables;  // scraped in this order
-  std::function<Probe()> liveness;                           // /healthz
-  std::function<Probe()> readiness;                          // /readyz
-  std::function<DiagnosticsReport()> diagnostics;            // /debug, /debug/health
-  DebugContext debug;
+  std::vector<const prometheus::Collectable*> collectables;     // scraped in this order
+  std::function<Probe()> liveness;                              // /healthz
+  std::function<Probe()> readiness;                             // /readyz
+  std::function<std::vector<DiagnosticsReport>()> diagnostics;  // /debug, /debug/health
   // Changes whenever the pool series may have (a new snapshot). Set: /metrics reuses one
   // serialized exposition per generation, for at most kMaxExpositionAge. Empty: never reuse.
   std::function<std::uint64_t()> generation;

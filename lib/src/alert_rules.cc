@@ -98,10 +98,10 @@ std::vector<Group> Groups(const RuleOptions& options) {
       case ConditionKind::kOverrunRatio:
         expr = "rate(poolwatch_frame_overruns_total[" + window + "]) / ";
         expr += "rate(poolwatch_frames_total[" + window + "])";
-        summary = "poolwatchd on {{ $labels.instance }} misses frame deadlines";
+        summary = "Loop {{ $labels.loop }} on {{ $labels.instance }} misses frame deadlines";
         description =
-            "{{ $value | humanizePercentage }} of frames ended after their tick's "
-            "deadline over the last " +
+            "{{ $value | humanizePercentage }} of loop {{ $labels.loop }}'s frames ended after "
+            "their tick's deadline over the last " +
             window + ".";
         break;
     }
@@ -131,11 +131,12 @@ std::vector<Group> Groups(const RuleOptions& options) {
            " bytes within 4h (predicted {{ $value | humanize1024 }}B). The first 10 minutes "
            "after a start (warm-up) are not in the window."});
 
-  loop.rules.push_back({"PoolwatchLoopStalled", "rate(poolwatch_frames_total[2m]) == 0", "2m",
-                        Severity::kCritical,
-                        "poolwatchd on {{ $labels.instance }} executes no frames",
-                        "poolwatch_frames_total has not increased for 2m (rate {{ $value }}/s) "
-                        "although the target is scraped: the tick loop is stuck."});
+  loop.rules.push_back(
+      {"PoolwatchLoopStalled", "rate(poolwatch_frames_total[2m]) == 0", "2m", Severity::kCritical,
+       "Loop {{ $labels.loop }} on {{ $labels.instance }} executes no frames",
+       "poolwatch_frames_total of loop {{ $labels.loop }} has not increased for 2m "
+       "(rate {{ $value }}/s) although the target is scraped: its tick thread is "
+       "stuck."});
 
   Group target{"poolwatch.target", {}};
   target.rules.push_back(

@@ -53,7 +53,7 @@ Buffer BufferPool::Take(BufferFormat format, std::uint32_t count, const char* si
   ++key.live;
   Touch(key_index);
   // The only instrumentation a frame-scoped buffer pays for: totals, outstanding and in-use bytes
-  // are derived when the frame is sealed (after ReleaseAll only held buffers are in use).
+  // are derived when the frame is sealed (after EndFrame only held buffers are in use).
   if constexpr (kPoolInstrumented) ++frame_allocations_;
   if (state == SlotState::kHeld) {
     slot.held_index = static_cast<std::uint32_t>(held_.size());
@@ -89,7 +89,7 @@ bool BufferPool::Release(BufferId id) {
   return true;
 }
 
-void BufferPool::ReleaseAll() {
+void BufferPool::EndFrame() {
   for (std::uint32_t slot_index : frame_scoped_) ReturnToFreeList(slot_index);
   if constexpr (kPoolInstrumented) frame_releases_ += frame_scoped_.size();
   frame_scoped_.clear();
@@ -98,7 +98,7 @@ void BufferPool::ReleaseAll() {
 
   if constexpr (kPoolInstrumented) {
     // Sealing writes the frame's numbers straight into Stats(): nothing between two
-    // ReleaseAll() calls changes what Stats() shows.
+    // EndFrame() calls changes what Stats() shows.
     sealed_.last_frame = {frame_, frame_allocations_, frame_releases_};
     sealed_.frames = frame_ + 1;
     sealed_.allocations_total += frame_allocations_;

@@ -1,7 +1,10 @@
 #include "poolwatch/health_monitor.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
+
+#include "poolwatch/names.h"
 
 namespace poolwatch {
 
@@ -28,43 +31,75 @@ std::vector<double> DurationHistogram::LatenessBuckets() {
   return {1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
 }
 
-void HealthMonitor::RecordFrameTime(RuntimeState& state, std::chrono::nanoseconds frame_time) {
-  ++state.health.frames;
-  state.health.last_frame_seconds = ToSeconds(frame_time);
-  state.frame_duration.Observe(state.health.last_frame_seconds);
+const PoolSnapshot* HealthSnapshot::FindPool(std::string_view name) const {
+  const auto it = std::ranges::find(pools, name, &PoolSnapshot::name);
+  return it == pools.end() ? nullptr : &*it;
 }
 
-void HealthMonitor::RecordTickLateness(RuntimeState& state, std::chrono::nanoseconds lateness) {
-  state.health.last_tick_lateness_seconds = ToSeconds(std::max(lateness, {}));
-  state.tick_lateness.Observe(state.health.last_tick_lateness_seconds);
+HealthMonitor::HealthMonitor(HealthMonitorOptions options)
+    : options_(std::move(options)),
+      frame_duration_(DurationHistogram::BucketsAroundBudget(options_.period)),
+      tick_lateness_(DurationHistogram::LatenessBuckets()) {
+  CheckName("loop", options_.loop);
+  if (options_.period <= std::chrono::nanoseconds::zero()) {
+    throw std::invalid_argument("loop \"" + options_.loop + "\": the period must be positive");
+  }
+  snapshot_.loop = options_.loop;
+  snapshot_.period = options_.period;
 }
 
-void HealthMonitor::RecordPoolStats(RuntimeState& state, const BufferPool& pool) {
-  const PoolStats& stats = pool.Stats();
-  state.pool = stats;
-  pool.OutstandingBySite(state.outstanding);
-  state.health.pool_allocs = stats.last_frame.allocations;
-  state.health.pool_releases = stats.last_frame.releases;
-  state.health.pooled_bytes = stats.pooled_bytes;
-  state.health.pool_key_count = stats.keys;
+void HealthMonitor::AddPool(std::string name, BufferPool& pool) {
+  if (stats_.frames != 0) {
+    throw std::logic_error("loop \"" + options_.loop +
+                           "\": pools are added before the first frame");
+  }
+  CheckName("pool", name);
+  if (std::ranges::find(pools_, name, &Member::name) != pools_.end()) {
+    throw std::invalid_argument("loop \"" + options_.loop + "\": pool \"" + name +
+                                "\" is added twice");
+  }
+  pools_.push_back({name, &pool});
+  snapshot_.pools.push_back({std::move(name), {}, {}});
 }
 
-bool HealthMonitor::ShouldEmitSnapshot(const RuntimeState& state) const {
+void HealthMonitor::Subscribe(Subscriber subscriber) {
+  subscribers_.push_back(std::move(subscriber));
+}
+
+std::vector<std::string> HealthMonitor::PoolNames() const {
+  std::vector<std::string> names;
+  names.reserve(pools_.size());
+  for (const Member& member : pools_) names.push_back(member.name);
+  return names;
+}
+
+void HealthMonitor::EndFrame(const FrameTiming& timing) {
+  for (const Member& member : pools_) member.pool->EndFrame();
+
+  ++stats_.frames;
+  if (timing.overrun) ++stats_.overruns;
+  stats_.last_frame_seconds = ToSeconds(timing.duration);
+  stats_.last_tick_lateness_seconds = ToSeconds(std::max(timing.lateness, {}));
+  frame_duration_.Observe(stats_.last_frame_seconds);
+  tick_lateness_.Observe(stats_.last_tick_lateness_seconds);
+
   const std::uint64_t interval = std::max<std::uint32_t>(options_.snapshot_interval_frames, 1);
-  return state.health.frames >= state.last_snapshot_frames + interval;
+  if (stats_.frames >= last_snapshot_frames_ + interval) Emit();
 }
 
-void HealthMonitor::EmitHealthSnapshot(RuntimeState& state) {
-  ++state.snapshots;
-  state.last_snapshot_frames = state.health.frames;
-  // Assigned into a member so that the histograms' storage is reused: no allocation per frame.
-  snapshot_.sequence = state.snapshots;
+// The pools' stats were sealed by their EndFrame() above: read now, they describe this frame.
+// O(pools + sites), whatever the number of buffers.
+void HealthMonitor::Emit() {
+  last_snapshot_frames_ = stats_.frames;
+  ++snapshot_.sequence;
   snapshot_.time = std::chrono::system_clock::now();
-  snapshot_.health = state.health;
-  snapshot_.pool = state.pool;
-  snapshot_.outstanding = state.outstanding;
-  snapshot_.frame_duration = state.frame_duration;
-  snapshot_.tick_lateness = state.tick_lateness;
+  snapshot_.timing = stats_;
+  snapshot_.frame_duration = frame_duration_;
+  snapshot_.tick_lateness = tick_lateness_;
+  for (std::size_t i = 0; i < pools_.size(); ++i) {
+    snapshot_.pools[i].stats = pools_[i].pool->Stats();
+    pools_[i].pool->OutstandingBySite(snapshot_.pools[i].outstanding);
+  }
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);
 }
 

@@ -1,9 +1,9 @@
 #include "poolwatch/metrics_publisher.h"
 
+#include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <utility>
-
-#include "single_value_family.h"
 
 namespace poolwatch {
 
@@ -12,9 +12,84 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
 
-MetricFamily Histogram(std::string name, std::string help, const DurationHistogram& histogram) {
-  ClientMetric metric;
+double D(std::uint64_t value) { return static_cast<double>(value); }
+
+// The pool families: one series per pool, all read from the pool's sealed stats.
+struct PoolFamily {
+  const char* name;
+  const char* help;
+  MetricType type;
+  double (*value)(const PoolStats&);
+};
+
+constexpr MetricType kGauge = MetricType::Gauge;
+constexpr MetricType kCounter = MetricType::Counter;
+
+constexpr PoolFamily kPoolFamilies[] = {
+    {"poolwatch_pool_frame_allocations",
+     "Buffers allocated from the pool in the last completed frame.", kGauge,
+     [](const PoolStats& p) { return D(p.last_frame.allocations); }},
+    {"poolwatch_pool_frame_releases", "Buffers returned to the pool in the last completed frame.",
+     kGauge, [](const PoolStats& p) { return D(p.last_frame.releases); }},
+    {"poolwatch_pool_frame_imbalance", "Allocations minus releases in the last completed frame.",
+     kGauge, [](const PoolStats& p) { return static_cast<double>(p.last_frame.Imbalance()); }},
+    {"poolwatch_pool_allocations_total", "Buffers handed out by the pool.", kCounter,
+     [](const PoolStats& p) { return D(p.allocations_total); }},
+    {"poolwatch_pool_releases_total", "Buffers returned to the pool.", kCounter,
+     [](const PoolStats& p) { return D(p.releases_total); }},
+    {"poolwatch_pool_misses_total",
+     "Allocations that found no free buffer of their key and needed new memory.", kCounter,
+     [](const PoolStats& p) { return D(p.misses_total); }},
+    {"poolwatch_pool_outstanding_buffers",
+     "Buffers handed out and not yet returned, after the frame's release.", kGauge,
+     [](const PoolStats& p) { return D(p.outstanding_buffers); }},
+    {"poolwatch_pool_pooled_bytes", "Bytes owned by the pool, free and in use.", kGauge,
+     [](const PoolStats& p) { return D(p.pooled_bytes); }},
+    {"poolwatch_pool_in_use_bytes", "Bytes handed out by the pool and not returned.", kGauge,
+     [](const PoolStats& p) { return D(p.in_use_bytes); }},
+    {"poolwatch_pool_keys", "Distinct (format, element count) keys in the pool.", kGauge,
+     [](const PoolStats& p) { return D(p.keys); }},
+    {"poolwatch_pool_allocation_failures_total",
+     "Allocations refused because the pool's byte cap was reached.", kCounter,
+     [](const PoolStats& p) { return D(p.allocation_failures_total); }},
+    {"poolwatch_pool_trimmed_bytes_total", "Bytes of idle free buffers evicted by the trim policy.",
+     kCounter, [](const PoolStats& p) { return D(p.trimmed_bytes_total); }},
+};
+
+// The loop families: one series per loop.
+struct LoopFamily {
+  const char* name;
+  const char* help;
+  MetricType type;
+  double (*value)(const HealthSnapshot&);
+  const DurationHistogram& (*histogram)(const HealthSnapshot&);
+};
+
+constexpr LoopFamily kLoopFamilies[] = {
+    {"poolwatch_frames_total", "Frames executed by the simulation loop.", kCounter,
+     [](const HealthSnapshot& s) { return D(s.timing.frames); }, nullptr},
+    {"poolwatch_frame_overruns_total", "Frames that ended after their tick's deadline.", kCounter,
+     [](const HealthSnapshot& s) { return D(s.timing.overruns); }, nullptr},
+    {"poolwatch_frame_duration_seconds", "Time spent executing a frame.", MetricType::Histogram,
+     nullptr, [](const HealthSnapshot& s) -> const DurationHistogram& { return s.frame_duration; }},
+    {"poolwatch_tick_lateness_seconds",
+     "Time between a tick's deadline and the loop waking up for it.", MetricType::Histogram,
+     nullptr, [](const HealthSnapshot& s) -> const DurationHistogram& { return s.tick_lateness; }},
+    {"poolwatch_health_snapshots_total", "Health snapshots emitted by the loop's monitor.",
+     kCounter, [](const HealthSnapshot& s) { return D(s.sequence); }, nullptr},
+};
+
+void SetValue(ClientMetric& metric, MetricType type, double value) {
+  if (type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+}
+
+void SetHistogram(ClientMetric& metric, const DurationHistogram& histogram) {
   metric.histogram.sample_count = histogram.count();
   metric.histogram.sample_sum = histogram.sum();
   std::uint64_t cumulative = 0;
@@ -26,91 +101,134 @@ MetricFamily Histogram(std::string name, std::string help, const DurationHistogr
     metric.histogram.bucket.push_back(
         {cumulative, i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
   }
-  return {std::move(name), std::move(help), MetricType::Histogram, {std::move(metric)}};
 }
 
-double D(std::uint64_t value) { return static_cast<double>(value); }
+bool IsLabelName(const std::string& name) {
+  const auto head = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  };
+  const auto tail = [&](char c) { return head(c) || (c >= '0' && c <= '9'); };
+  return !name.empty() && head(name[0]) && std::all_of(name.begin() + 1, name.end(), tail);
+}
+
+Labels CheckedConstLabels(const MetricsPublisherOptions& options) {
+  Labels labels;
+  for (const auto& [name, value] : options.const_labels) {
+    const auto fail = [&label = name](const char* why) {
+      std::string message = "constant label \"";
+      message.append(label).append("\": ").append(why);
+      throw std::invalid_argument(message);
+    };
+    if (!IsLabelName(name)) fail("not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+    if (name.starts_with("__")) fail("names starting with __ are reserved");
+    if (name == "pool" || name == "loop" || name == "le") fail("poolwatch sets this label");
+    if (value.size() > 1024) fail("the value is longer than 1024 bytes");
+    if (std::ranges::find(labels, name, &ClientMetric::Label::name) != labels.end()) {
+      fail("given twice");
+    }
+    labels.push_back({name, value});
+  }
+  return labels;
+}
 
 }  // namespace
 
-MetricsPublisher::MetricsPublisher(std::string pool) : pool_(std::move(pool)) {}
+MetricsPublisher::MetricsPublisher(const MetricsPublisherOptions& options)
+    : const_labels_(CheckedConstLabels(options)) {}
 
-void MetricsPublisher::Publish(const HealthSnapshot& snapshot) {
-  std::scoped_lock lock(mutex_);
-  latest_ = snapshot;
+void MetricsPublisher::Attach(HealthMonitor& monitor) {
+  auto slot = std::make_unique<LoopSlot>();
+  slot->loop = monitor.loop();
+  slot->pools = monitor.PoolNames();
+  LoopSlot* attached = slot.get();  // slots are never removed: the address stays valid
+  {
+    std::scoped_lock lock(slots_mutex_);
+    for (const auto& other : slots_) {
+      if (other->loop == slot->loop) {
+        throw std::invalid_argument("loop \"" + slot->loop + "\" is attached twice");
+      }
+      for (const std::string& pool : slot->pools) {
+        if (std::ranges::find(other->pools, pool) != other->pools.end()) {
+          throw std::invalid_argument("pool \"" + pool + "\" of loop \"" + slot->loop +
+                                      "\" has the name of a pool of loop \"" + other->loop + "\"");
+        }
+      }
+    }
+    slots_.push_back(std::move(slot));
+  }
+  monitor.Subscribe([this, attached](const HealthSnapshot& s) { Publish(*attached, s); });
 }
 
-std::optional<HealthSnapshot> MetricsPublisher::Latest() const {
-  std::scoped_lock lock(mutex_);
-  return latest_;
+void MetricsPublisher::Publish(LoopSlot& slot, const HealthSnapshot& snapshot) {
+  {
+    std::scoped_lock lock(slot.mutex);
+    slot.latest = snapshot;  // assigned into the kept copy: its storage is reused
+  }
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
-std::uint64_t MetricsPublisher::Sequence() const {
-  std::scoped_lock lock(mutex_);
-  return latest_ ? latest_->sequence : 0;
+std::vector<HealthSnapshot> MetricsPublisher::Latest() const {
+  std::vector<const LoopSlot*> slots;
+  {
+    std::scoped_lock lock(slots_mutex_);
+    for (const auto& slot : slots_) slots.push_back(slot.get());
+  }
+  std::vector<HealthSnapshot> latest;
+  latest.reserve(slots.size());
+  for (const LoopSlot* slot : slots) {
+    std::scoped_lock lock(slot->mutex);
+    if (slot->latest) latest.push_back(*slot->latest);
+  }
+  return latest;
+}
+
+bool MetricsPublisher::AllPublished() const {
+  std::scoped_lock lock(slots_mutex_);
+  if (slots_.empty()) return false;
+  return std::ranges::all_of(slots_, [](const auto& slot) {
+    std::scoped_lock slot_lock(slot->mutex);
+    return slot->latest.has_value();
+  });
 }
 
 std::vector<MetricFamily> MetricsPublisher::Collect() const {
-  const std::optional<HealthSnapshot> latest = Latest();
+  const std::vector<HealthSnapshot> loops = Latest();
   // Before the first frame there is nothing true to say: no series rather than zeros.
-  if (!latest) return {};
-  const HealthSnapshot& s = *latest;
-  const PoolStats& p = s.pool;
-  const std::vector<ClientMetric::Label> pool{{"pool", pool_}};
-  const auto gauge = MetricType::Gauge;
-  const auto counter = MetricType::Counter;
+  if (loops.empty()) return {};
 
-  return {
-      detail::SingleValueFamily("poolwatch_pool_frame_allocations",
-                                "Buffers allocated from the pool in the last completed frame.",
-                                gauge, D(p.last_frame.allocations), pool),
-      detail::SingleValueFamily("poolwatch_pool_frame_releases",
-                                "Buffers returned to the pool in the last completed frame.", gauge,
-                                D(p.last_frame.releases), pool),
-      detail::SingleValueFamily("poolwatch_pool_frame_imbalance",
-                                "Allocations minus releases in the last completed frame.", gauge,
-                                static_cast<double>(p.last_frame.Imbalance()), pool),
-      detail::SingleValueFamily("poolwatch_pool_allocations_total",
-                                "Buffers handed out by the pool.", counter, D(p.allocations_total),
-                                pool),
-      detail::SingleValueFamily("poolwatch_pool_releases_total", "Buffers returned to the pool.",
-                                counter, D(p.releases_total), pool),
-      detail::SingleValueFamily(
-          "poolwatch_pool_misses_total",
-          "Allocations that found no free buffer of their key and needed new memory.", counter,
-          D(p.misses_total), pool),
-      detail::SingleValueFamily(
-          "poolwatch_pool_outstanding_buffers",
-          "Buffers handed out and not yet returned, after the frame's release.", gauge,
-          D(p.outstanding_buffers), pool),
-      detail::SingleValueFamily("poolwatch_pool_pooled_bytes",
-                                "Bytes owned by the pool, free and in use.", gauge,
-                                D(p.pooled_bytes), pool),
-      detail::SingleValueFamily("poolwatch_pool_in_use_bytes",
-                                "Bytes handed out by the pool and not returned.", gauge,
-                                D(p.in_use_bytes), pool),
-      detail::SingleValueFamily("poolwatch_pool_keys",
-                                "Distinct (format, element count) keys in the pool.", gauge,
-                                D(p.keys), pool),
-      detail::SingleValueFamily("poolwatch_pool_allocation_failures_total",
-                                "Allocations refused because the pool's byte cap was reached.",
-                                counter, D(p.allocation_failures_total), pool),
-      detail::SingleValueFamily("poolwatch_pool_trimmed_bytes_total",
-                                "Bytes of idle free buffers evicted by the trim policy.", counter,
-                                D(p.trimmed_bytes_total), pool),
-      detail::SingleValueFamily("poolwatch_frames_total", "Frames executed by the simulation loop.",
-                                counter, D(s.health.frames), {}),
-      detail::SingleValueFamily("poolwatch_frame_overruns_total",
-                                "Frames that ended after their tick's deadline.", counter,
-                                D(s.health.overruns), {}),
-      Histogram("poolwatch_frame_duration_seconds", "Time spent executing a frame.",
-                s.frame_duration),
-      Histogram("poolwatch_tick_lateness_seconds",
-                "Time between a tick's deadline and the loop waking up for it.", s.tick_lateness),
-      detail::SingleValueFamily("poolwatch_health_snapshots_total",
-                                "Health snapshots emitted by the monitor.", counter, D(s.sequence),
-                                {}),
+  const auto labelled = [&](const char* label, const std::string& value) {
+    ClientMetric metric;
+    metric.label.reserve(const_labels_.size() + 1);
+    metric.label.push_back({label, value});
+    metric.label.insert(metric.label.end(), const_labels_.begin(), const_labels_.end());
+    return metric;
   };
+
+  std::vector<MetricFamily> families;
+  families.reserve(std::size(kPoolFamilies) + std::size(kLoopFamilies));
+  for (const PoolFamily& f : kPoolFamilies) {
+    MetricFamily family{f.name, f.help, f.type, {}};
+    for (const HealthSnapshot& loop : loops) {
+      for (const PoolSnapshot& pool : loop.pools) {
+        ClientMetric& metric = family.metric.emplace_back(labelled("pool", pool.name));
+        SetValue(metric, f.type, f.value(pool.stats));
+      }
+    }
+    if (!family.metric.empty()) families.push_back(std::move(family));
+  }
+  for (const LoopFamily& f : kLoopFamilies) {
+    MetricFamily family{f.name, f.help, f.type, {}};
+    for (const HealthSnapshot& loop : loops) {
+      ClientMetric& metric = family.metric.emplace_back(labelled("loop", loop.loop));
+      if (f.histogram != nullptr) {
+        SetHistogram(metric, f.histogram(loop));
+      } else {
+        SetValue(metric, f.type, f.value(loop));
+      }
+    }
+    families.push_back(std::move(family));
+  }
+  return families;
 }
 
 }  // namespace poolwatch

@@ -20,17 +20,8 @@ bool ManualClock::SleepUntil(time_point deadline, const std::stop_token& stop) {
   return true;
 }
 
-SimulationLoop::SimulationLoop(LoopOptions options, Clock& clock, BufferPool& pool,
-                               HealthMonitor& monitor, FrameFunction execute_frame)
-    : options_(options),
-      clock_(clock),
-      pool_(pool),
-      monitor_(monitor),
-      execute_frame_(std::move(execute_frame)) {
-  state_.frame_duration =
-      DurationHistogram(DurationHistogram::BucketsAroundBudget(options_.period));
-  state_.tick_lateness = DurationHistogram(DurationHistogram::LatenessBuckets());
-}
+SimulationLoop::SimulationLoop(Clock& clock, HealthMonitor& monitor, FrameFunction execute_frame)
+    : clock_(clock), monitor_(monitor), execute_frame_(std::move(execute_frame)) {}
 
 bool SimulationLoop::Tick(const std::stop_token& stop) {
   if (!started_) {
@@ -40,22 +31,15 @@ bool SimulationLoop::Tick(const std::stop_token& stop) {
   if (!clock_.SleepUntil(deadline_, stop)) return false;
 
   const Clock::time_point start = clock_.Now();
-  HealthMonitor::RecordTickLateness(state_, start - deadline_);
-  execute_frame_(pool_, pool_.CurrentFrame());
+  execute_frame_(monitor_.stats().frames);
   const Clock::time_point end = clock_.Now();
-  HealthMonitor::RecordFrameTime(state_, end - start);
-  pool_.ReleaseAll();
-  HealthMonitor::RecordPoolStats(state_, pool_);
 
-  Clock::time_point next = deadline_ + options_.period;
-  if (end > next) {
-    HealthMonitor::RecordOverrun(state_);
-    const auto missed_periods = (end - next) / options_.period;
-    next += missed_periods * options_.period;
-  }
+  const std::chrono::nanoseconds period = monitor_.period();
+  Clock::time_point next = deadline_ + period;
+  const bool overrun = end > next;
+  if (overrun) next += ((end - next) / period) * period;
+  monitor_.EndFrame({.duration = end - start, .lateness = start - deadline_, .overrun = overrun});
   deadline_ = next;
-
-  if (monitor_.ShouldEmitSnapshot(state_)) monitor_.EmitHealthSnapshot(state_);
   last_tick_.store(end.time_since_epoch().count());
   return true;
 }

@@ -1,7 +1,8 @@
 // End to end: real Prometheus and Alertmanager (Debian's packages) on 127.0.0.1 scrape three
-// real poolwatchd processes (leak, bloat, steady) every second, evaluate the shipped rules
-// (only `for:` shortened) and route through the shipped Alertmanager config (only its timers
-// shortened and the webhook pointed at a receiver in this test).
+// real poolwatchd processes every second, evaluate the shipped rules (only `for:` shortened) and
+// route through the shipped Alertmanager config (only its timers shortened and the webhook
+// pointed at a receiver in this test). The "leak" process runs several loops and pools, as a
+// game server would: render steady, physics leaking (loop main), audio spiking (loop audio).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "daemon_process.h"
 #include "http_client.h"
@@ -48,13 +50,26 @@ std::string PoolwatchConfig(const std::string& scenario) {
          scenario + R"(", "particles": 256, "bloat_every_frames": 1}})";
 }
 
+std::string ManyPoolsConfig() {
+  return R"({"http": {"listen": "127.0.0.1:0"},
+    "loops": [
+      {"name": "main", "tick_hz": 100, "pools": [
+        {"name": "render", "workload": {"scenario": "steady", "particles": 256}},
+        {"name": "physics", "max_bytes": 268435456,
+         "workload": {"scenario": "leak", "particles": 256}}]},
+      {"name": "audio", "tick_hz": 200, "pools": [
+        {"name": "audio", "trim_idle_frames": 600,
+         "workload": {"scenario": "spike", "particles": 64}}]}]})";
+}
+
 class AlertingEndToEnd : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     for (const char* scenario : {"leak", "bloat", "steady"}) {
-      const std::string config =
-          dir_->Write(std::string(scenario) + ".json", PoolwatchConfig(scenario));
+      const std::string config = dir_->Write(
+          std::string(scenario) + ".json",
+          std::string(scenario) == "leak" ? ManyPoolsConfig() : PoolwatchConfig(scenario));
       auto* daemon = new DaemonProcess({"--config", config});
       const std::uint16_t port = daemon->Port();
       ASSERT_NE(port, 0) << daemon->Log();
@@ -139,20 +154,25 @@ class AlertingEndToEnd : public ::testing::Test {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
 
-  // Waits until Alertmanager holds `alertname` for `scenario`'s instance; prints how long.
+  // Waits until Alertmanager holds `alertname` for `scenario`'s instance (and `pool`, if
+  // given); prints how long.
   static bool WaitForAlert(const std::string& alertname, const std::string& scenario,
-                           const std::string& severity = "") {
+                           const std::string& severity = "", const std::string& pool = "") {
     const bool found = Eventually(
         [&] {
           for (const json& alert : AlertmanagerAlerts(alertname, instance_[scenario])) {
-            if (severity.empty() || alert["labels"]["severity"] == severity) return true;
+            if ((severity.empty() || alert["labels"]["severity"] == severity) &&
+                (pool.empty() || alert["labels"]["pool"] == pool)) {
+              return true;
+            }
           }
           return false;
         },
         90s);
     std::cout << "[ e2e      ] " << alertname << (severity.empty() ? "" : "/" + severity) << " for "
-              << scenario << (found ? " active in Alertmanager after " : " not seen in ")
-              << Elapsed() << " s\n";
+              << scenario << (pool.empty() ? "" : " pool " + pool)
+              << (found ? " active in Alertmanager after " : " not seen in ") << Elapsed()
+              << " s\n";
     return found;
   }
 
@@ -168,8 +188,8 @@ class AlertingEndToEnd : public ::testing::Test {
 };
 
 TEST_F(AlertingEndToEnd, LeakFiresTheImbalanceAlertAndTheWebhookReceivesIt) {
-  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "warning"));
-  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical"));
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "warning", "physics"));
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical", "physics"));
   const bool delivered = Eventually(
       [] {
         for (const auto& request : webhook_->Requests()) {
@@ -177,7 +197,8 @@ TEST_F(AlertingEndToEnd, LeakFiresTheImbalanceAlertAndTheWebhookReceivesIt) {
           const json body = json::parse(request.body);
           for (const json& alert : body["alerts"]) {
             if (alert["labels"]["alertname"] == "PoolwatchPoolImbalance" &&
-                alert["labels"]["instance"] == instance_["leak"] && alert["status"] == "firing") {
+                alert["labels"]["instance"] == instance_["leak"] &&
+                alert["labels"]["pool"] == "physics" && alert["status"] == "firing") {
               return true;
             }
           }
@@ -188,6 +209,35 @@ TEST_F(AlertingEndToEnd, LeakFiresTheImbalanceAlertAndTheWebhookReceivesIt) {
   std::cout << "[ e2e      ] webhook " << (delivered ? "received" : "did not receive")
             << " PoolwatchPoolImbalance/critical after " << Elapsed() << " s\n";
   EXPECT_TRUE(delivered);
+}
+
+// In the process with three pools, only the leaking one alerts: not its steady neighbour in the
+// same loop, not the spiking pool of the other loop, and no loop alert.
+TEST_F(AlertingEndToEnd, OnlyTheLeakingPoolOfAManyPoolProcessAlerts) {
+  ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical", "physics"));
+  ASSERT_TRUE(Eventually([] { return Elapsed() > 10; }, 30s));
+  const json others = Query(R"(ALERTS{instance=")" + instance_["leak"] +
+                            R"(", alertname=~"Poolwatch.*", pool!="physics"})");
+  ASSERT_EQ(others["status"], "success") << others.dump();
+  EXPECT_TRUE(others["data"]["result"].empty()) << others.dump(2);
+  for (const json& alert : AlertmanagerAlerts("PoolwatchPoolImbalance", instance_["leak"])) {
+    EXPECT_EQ(alert["labels"]["pool"], "physics") << alert.dump(2);
+  }
+  for (const auto& request : webhook_->Requests()) {
+    if (request.method != "POST") continue;
+    for (const json& alert : json::parse(request.body)["alerts"]) {
+      if (alert["labels"]["instance"] != instance_["leak"]) continue;
+      EXPECT_EQ(alert["labels"]["pool"], "physics") << alert.dump(2);
+    }
+  }
+  // ...although all three pools and both loops are scraped and moving.
+  for (const char* pool : {"render", "physics", "audio"}) {
+    const json series = Query("poolwatch_pool_allocations_total{instance=\"" + instance_["leak"] +
+                              "\", pool=\"" + pool + "\"}");
+    ASSERT_EQ(series["data"]["result"].size(), 1U) << pool << ": " << series.dump();
+  }
+  const json loops = Query("poolwatch_frames_total{instance=\"" + instance_["leak"] + "\"}");
+  EXPECT_EQ(loops["data"]["result"].size(), 2U) << loops.dump();
 }
 
 TEST_F(AlertingEndToEnd, CriticalInhibitsTheWarningOfTheSameAlertAndTarget) {
@@ -245,6 +295,8 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
       // What Grafana would send: the variables at "All", the rate interval for a 1 s scrape.
       expr = std::regex_replace(expr, std::regex("\\$job"), ".+");
       expr = std::regex_replace(expr, std::regex("\\$instance"), ".+");
+      expr = std::regex_replace(expr, std::regex("\\$pool"), ".+");
+      expr = std::regex_replace(expr, std::regex("\\$loop"), ".+");
       expr = std::regex_replace(expr, std::regex("\\$__rate_interval"), "4s");
       json result;
       const bool has_data = Eventually(
@@ -258,6 +310,21 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
     }
   }
   EXPECT_GE(queries, 15);
+
+  // The pool and loop variables: multi-select with "All", each offering what the targets expose.
+  std::map<std::string, json> variables;
+  for (const json& variable : dashboard["templating"]["list"])
+    variables[variable["name"]] = variable;
+  // Pools render, physics, audio and the single-pool processes' e2e; loops main and audio.
+  for (const auto& [name, metric, at_least] : {std::tuple{"pool", "poolwatch_pool_keys", 4U},
+                                               std::tuple{"loop", "poolwatch_frames_total", 2U}}) {
+    ASSERT_TRUE(variables.contains(name)) << name;
+    EXPECT_TRUE(variables[name]["multi"].get<bool>()) << name;
+    EXPECT_TRUE(variables[name]["includeAll"].get<bool>()) << name;
+    EXPECT_NE(variables[name]["definition"].get<std::string>().find(metric), std::string::npos);
+    const json values = Query(std::string("count by (") + name + ") (" + metric + "{job=~\".+\"})");
+    EXPECT_GE(values["data"]["result"].size(), at_least) << name << ": " << values.dump();
+  }
 }
 
 }  // namespace

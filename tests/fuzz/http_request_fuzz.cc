@@ -20,8 +20,10 @@ using namespace poolwatch;
 using namespace poolwatch::daemon;
 
 struct Fixture {
-  MetricsPublisher publisher{"fuzz"};
-  DiagnosticsStore diagnostics;
+  BufferPool pool;
+  HealthMonitor monitor;
+  MetricsPublisher publisher;
+  DiagnosticsStore diagnostics{"fuzz"};
   ProcessCollector process;
   HttpHandler handler{HandlerSources{{&publisher, &process},
                                      [] {
@@ -30,16 +32,17 @@ struct Fixture {
                                      [] {
                                        return Probe{true, "ready"};
                                      },
-                                     [this] { return diagnostics.Report(); },
-                                     {"fuzz", 60},
+                                     [this] { return std::vector{diagnostics.Report()}; },
                                      nullptr}};
   HttpOptions limits;
 
   Fixture() {
-    HealthSnapshot snapshot;
-    snapshot.outstanding = {{"fuzz.site", BufferFormat::kF32, 2, 64, 0}};
-    publisher.Publish(snapshot);
-    diagnostics.Receive(snapshot);
+    monitor.AddPool("fuzz", pool);
+    monitor.Subscribe([this](const HealthSnapshot& s) { diagnostics.Receive(s); });
+    publisher.Attach(monitor);
+    pool.Acquire(BufferFormat::kF32, 16, "fuzz.site");
+    pool.Acquire(BufferFormat::kF32, 16, "fuzz.site");
+    monitor.EndFrame({});
   }
 };
 

@@ -24,5 +24,5 @@ expect 'poolwatch_pool_allocations_total{pool="consumer"} 110'
 expect 'poolwatch_pool_releases_total{pool="consumer"} 100'
 expect 'poolwatch_pool_outstanding_buffers{pool="consumer"} 10'
 expect 'poolwatch_pool_in_use_bytes{pool="consumer"} 640'
-expect 'poolwatch_frames_total 100'
+expect 'poolwatch_frames_total{loop="sim"} 100'
 echo "consumer built against the installed package and printed the expected metrics"

@@ -131,7 +131,7 @@ TEST_F(DaemonTest, LeakShowsAndEveryScrapeIsOneConsistentFrame) {
         << "scrape " << i;
     EXPECT_EQ(s.at(Pool("poolwatch_pool_frame_imbalance")), 1);
     // The leak scenario loses one buffer per frame, so outstanding = frames.
-    EXPECT_EQ(outstanding, s.at("poolwatch_frames_total"));
+    EXPECT_EQ(outstanding, s.at("poolwatch_frames_total{loop=\"main\"}"));
     EXPECT_GE(outstanding, previous_outstanding);
     previous_outstanding = outstanding;
     std::this_thread::sleep_for(10ms);
@@ -171,7 +171,7 @@ TEST_F(DaemonTest, EndpointsStatusesAndMethods) {
 
 TEST_F(DaemonTest, OversizedAndMalformedRequestsGet4xxAndTheLoopKeepsTicking) {
   Start(ConfigJson("steady"));
-  const double frames_before = Scrape().at("poolwatch_frames_total");
+  const double frames_before = Scrape().at("poolwatch_frames_total{loop=\"main\"}");
   const HttpResult big = HttpGet(port_, "/metrics", {{"X-Filler", std::string(20000, 'a')}});
   EXPECT_EQ(big.status, 431U) << big.error;
   const std::string garbage = RawExchange(port_, "\x01\x02 NOT HTTP\r\n\r\n");
@@ -179,7 +179,8 @@ TEST_F(DaemonTest, OversizedAndMalformedRequestsGet4xxAndTheLoopKeepsTicking) {
   const std::string huge_body =
       RawExchange(port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
   EXPECT_TRUE(huge_body.starts_with("HTTP/1.1 413")) << huge_body;
-  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames_before; }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Scrape().at("poolwatch_frames_total{loop=\"main\"}") > frames_before; }));
 }
 
 TEST_F(DaemonTest, HealthcheckFlagProbesTheRunningDaemon) {
@@ -223,8 +224,10 @@ TEST_F(DaemonTest, SighupWithABrokenFileKeepsTheOldConfigThenAGoodOneApplies) {
   // Still running, still steady.
   const auto before = Scrape();
   EXPECT_EQ(before.at(Pool("poolwatch_pool_outstanding_buffers")), 0);
-  EXPECT_TRUE(Eventually(
-      [&] { return Scrape().at("poolwatch_frames_total") > before.at("poolwatch_frames_total"); }));
+  EXPECT_TRUE(Eventually([&] {
+    return Scrape().at("poolwatch_frames_total{loop=\"main\"}") >
+           before.at("poolwatch_frames_total{loop=\"main\"}");
+  }));
 
   dir_.Write("poolwatchd.json", ConfigJson("leak"));
   daemon_->Signal(SIGHUP);
@@ -253,8 +256,9 @@ TEST_F(DaemonTest, SighupWithAnUnreadableConfigIsRefused) {
   ASSERT_TRUE(daemon_->WaitForLog(": not a regular file")) << daemon_->Log();
   EXPECT_TRUE(
       Eventually([&] { return Scrape().at("poolwatch_config_last_reload_successful") == 0; }));
-  const double frames = Scrape().at("poolwatch_frames_total");
-  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames; }));
+  const double frames = Scrape().at("poolwatch_frames_total{loop=\"main\"}");
+  EXPECT_TRUE(
+      Eventually([&] { return Scrape().at("poolwatch_frames_total{loop=\"main\"}") > frames; }));
   std::filesystem::remove(config_path_);
 }
 
@@ -267,15 +271,16 @@ TEST_F(DaemonTest, ByteCapRefusesAllocationsWithoutACrash) {
   const auto s = Scrape();
   EXPECT_LE(s.at(Pool("poolwatch_pool_pooled_bytes")), 8388608);
   EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
-  const double frames = s.at("poolwatch_frames_total");
-  EXPECT_TRUE(Eventually([&] { return Scrape().at("poolwatch_frames_total") > frames + 10; }));
+  const double frames = s.at("poolwatch_frames_total{loop=\"main\"}");
+  EXPECT_TRUE(Eventually(
+      [&] { return Scrape().at("poolwatch_frames_total{loop=\"main\"}") > frames + 10; }));
 }
 
 TEST_F(DaemonTest, FlagsOverrideTheFile) {
   Start(ConfigJson("steady"), {"--scenario", "leak", "--log-level", "debug"});
   EXPECT_TRUE(
       Eventually([&] { return Scrape().at(Pool("poolwatch_pool_outstanding_buffers")) > 0; }));
-  EXPECT_TRUE(daemon_->WaitForLog("debug frame"));
+  EXPECT_TRUE(daemon_->WaitForLog("debug loop main frame"));
 }
 
 TEST_F(DaemonTest, JsonLogsAreOneObjectPerLine) {
@@ -318,14 +323,94 @@ TEST_P(BadConfigTest, IsRefusedWithExitTwoAndTheReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     Files, BadConfigTest,
-    ::testing::Values(BadFile{"Empty", "", "empty"},
-                      BadFile{"NotJson", "not json", "not valid JSON"},
-                      BadFile{"Truncated", R"({"http": {"listen": ":97)", "not valid JSON"},
-                      BadFile{"WrongType", R"({"pool": {"max_bytes": "lots"}})",
-                              "pool.max_bytes: must be"},
-                      BadFile{"UnknownKey", R"({"loop": {"tick": 60}})", "loop.tick: unknown key"},
-                      BadFile{"Huge", std::string(2 << 20, ' '), "larger than"}),
+    ::testing::Values(
+        BadFile{"Empty", "", "empty"}, BadFile{"NotJson", "not json", "not valid JSON"},
+        BadFile{"Truncated", R"({"http": {"listen": ":97)", "not valid JSON"},
+        BadFile{"WrongType", R"({"pool": {"max_bytes": "lots"}})", "pool.max_bytes: must be"},
+        BadFile{"UnknownKey", R"({"loop": {"tick": 60}})", "loop.tick: unknown key"},
+        BadFile{"Huge", std::string(2 << 20, ' '), "larger than"},
+        BadFile{"LoopsWithThePoolForm", R"({"loops": [{"name": "main"}], "workload": {}})",
+                "loops: cannot be combined with workload"},
+        BadFile{"DuplicatePool",
+                R"({"loops": [{"name": "a", "pools": [{"name": "p"}]},
+                                            {"name": "b", "pools": [{"name": "p"}]}]})",
+                "loops[1].pools[0].name: \"p\" names two pools"},
+        BadFile{"NulInPoolName", R"({"pool": {"name": "a\u0000b"}})",
+                "pool.name: must be a string of 1 to 64 characters"}),
     [](const ::testing::TestParamInfo<BadFile>& param_info) { return param_info.param.name; });
+
+// The issue's example: three pools on two loops, physics leaking.
+std::string ManyPoolsJson(const std::string& render_scenario, const std::string& physics_scenario,
+                          const std::string& extra_pool = "") {
+  return R"({"http": {"listen": "127.0.0.1:0"},
+    "loops": [
+      {"name": "main", "tick_hz": 100, "pools": [
+        {"name": "render", "workload": {"scenario": ")" +
+         render_scenario + R"(", "particles": 256}},
+        {"name": "physics", "max_bytes": 268435456, "workload": {"scenario": ")" +
+         physics_scenario + R"(", "particles": 256}})" + extra_pool + R"(]},
+      {"name": "audio", "tick_hz": 200, "pools": [
+        {"name": "audio", "trim_idle_frames": 600,
+         "workload": {"scenario": "spike", "particles": 64}}]}]})";
+}
+
+TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
+  Start(ManyPoolsJson("steady", "leak"));
+  const HttpResult result = HttpGet(port_, "/metrics");
+  ASSERT_EQ(result.status, 200U);
+  const RunResult lint = RunCommand("promtool check metrics", result.body);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  EXPECT_EQ(lint.output, "");
+  for (const std::string& name : kContractMetrics) {
+    const std::string help = "# HELP " + name + " ";
+    const auto first = result.body.find(help);
+    EXPECT_NE(first, std::string::npos) << name;
+    EXPECT_EQ(result.body.find(help, first + 1), std::string::npos) << name << " twice";
+  }
+  for (int i = 0; i < 20; ++i) {
+    const auto s = Scrape();
+    for (const char* pool : {"render", "physics", "audio"}) {
+      const std::string label = std::string("{pool=\"") + pool + "\"}";
+      EXPECT_EQ(s.at("poolwatch_pool_allocations_total" + label) -
+                    s.at("poolwatch_pool_releases_total" + label),
+                s.at("poolwatch_pool_outstanding_buffers" + label))
+          << pool << " in scrape " << i;
+    }
+    // Only physics leaks, one held buffer per frame of its loop.
+    EXPECT_EQ(s.at("poolwatch_pool_outstanding_buffers{pool=\"render\"}"), 0);
+    EXPECT_EQ(s.at("poolwatch_pool_outstanding_buffers{pool=\"audio\"}"), 0);
+    EXPECT_EQ(s.at("poolwatch_pool_outstanding_buffers{pool=\"physics\"}"),
+              s.at("poolwatch_frames_total{loop=\"main\"}"));
+    EXPECT_GT(s.at("poolwatch_frames_total{loop=\"audio\"}"), 0);
+    EXPECT_TRUE(s.contains("poolwatch_frame_duration_seconds_count{loop=\"audio\"}"));
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {
+  Start(ManyPoolsJson("steady", "steady"));
+  dir_.Write("poolwatchd.json", ManyPoolsJson("steady", "leak"));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("pool physics: scenario changed: steady -> leak"))
+      << daemon_->Log();
+  ASSERT_TRUE(Eventually(
+      [&] { return Scrape().at("poolwatch_pool_outstanding_buffers{pool=\"physics\"}") > 5; }));
+  EXPECT_EQ(Scrape().at("poolwatch_pool_outstanding_buffers{pool=\"render\"}"), 0);
+
+  // A pool more needs a restart: refused, and the running pools go on as they were.
+  dir_.Write("poolwatchd.json", ManyPoolsJson("leak", "steady", R"(, {"name": "particles"})"));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("needs a restart")) << daemon_->Log();
+  ASSERT_TRUE(
+      Eventually([&] { return Scrape().at("poolwatch_config_last_reload_successful") == 0; }));
+  const auto s = Scrape();
+  EXPECT_FALSE(s.contains("poolwatch_pool_keys{pool=\"particles\"}"));
+  EXPECT_EQ(s.at("poolwatch_pool_outstanding_buffers{pool=\"render\"}"), 0);
+  const double physics = s.at("poolwatch_pool_outstanding_buffers{pool=\"physics\"}");
+  EXPECT_TRUE(Eventually([&] {
+    return Scrape().at("poolwatch_pool_outstanding_buffers{pool=\"physics\"}") > physics;
+  })) << "physics stopped leaking: the refused config was applied";
+}
 
 TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfig) {
   const RunResult run =

@@ -17,23 +17,32 @@ using namespace std::chrono_literals;
 class DebugEndpointsTest : public ::testing::Test {
  protected:
   void Start(const std::string& scenario) {
-    const std::string config =
-        dir_.Write("poolwatchd.json",
-                   R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+    StartWith(R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
             "diagnostics": {"sample_interval_seconds": 0.1},
             "workload": {"scenario": ")" +
-                       scenario + R"(", "particles": 256}})");
+              scenario + R"(", "particles": 256}})");
+  }
+
+  void StartWith(const std::string& config_text) {
+    const std::string config = dir_.Write("poolwatchd.json", config_text);
     daemon_ = std::make_unique<DaemonProcess>(std::vector<std::string>{"--config", config});
     port_ = daemon_->Port();
     ASSERT_NE(port_, 0) << daemon_->Log();
     ASSERT_TRUE(Eventually([&] { return HttpGet(port_, "/readyz").status == 200; }));
   }
 
-  json Health() {
+  json AllPools() {
     const HttpResult result = HttpGet(port_, "/debug/health");
     EXPECT_EQ(result.status, 200U) << result.error;
     EXPECT_EQ(result.headers.at("content-type"), "application/json");
-    return json::parse(result.body);
+    return json::parse(result.body)["pools"];
+  }
+
+  // The single-pool form's one pool.
+  json Health() {
+    const json pools = AllPools();
+    EXPECT_EQ(pools.size(), 1U);
+    return pools.empty() ? json::object() : pools[0];
   }
 
   static json Find(const json& rows, const std::string& key, const std::string& value) {
@@ -98,7 +107,8 @@ TEST_F(DebugEndpointsTest, ARealBrowserRendersTheChartsAndTheLeakingSite) {
   const RunResult dom =
       RunCommand("timeout 60 chromium " + flags + " --dump-dom " + url + " 2>/dev/null");
   ASSERT_EQ(dom.exit_code, 0) << dom.output;
-  for (const char* chart : {"chart-bytes", "chart-allocs", "chart-keys", "chart-frame-time"}) {
+  for (const char* chart :
+       {"chart-bytes-0", "chart-allocs-0", "chart-keys-0", "chart-frame-time-0"}) {
     EXPECT_NE(dom.output.find("<svg id=\"" + std::string(chart) + "\""), std::string::npos)
         << chart;
   }
@@ -119,6 +129,50 @@ TEST_F(DebugEndpointsTest, ARealBrowserRendersTheChartsAndTheLeakingSite) {
   ASSERT_TRUE(std::filesystem::exists(screenshot)) << shot.output;
   EXPECT_GT(std::filesystem::file_size(screenshot), 20000U);
   std::cout << "[ artifact ] " << screenshot.string() << "\n";
+}
+
+// Several loops and pools: one entry per pool, each judged on its own numbers, and the page
+// shows every pool.
+TEST_F(DebugEndpointsTest, EveryPoolHasItsOwnDiagnosisAndSection) {
+  StartWith(R"({"http": {"listen": "127.0.0.1:0"},
+    "diagnostics": {"sample_interval_seconds": 0.1},
+    "loops": [
+      {"name": "main", "tick_hz": 100, "pools": [
+        {"name": "render", "workload": {"scenario": "steady", "particles": 256}},
+        {"name": "physics", "workload": {"scenario": "leak", "particles": 256}}]},
+      {"name": "audio", "tick_hz": 200, "pools": [
+        {"name": "audio", "workload": {"scenario": "spike", "particles": 64}}]}]})");
+  ASSERT_TRUE(Eventually([&] {
+    for (const json& pool : AllPools()) {
+      if (pool["history"].size() < 3) return false;
+    }
+    return true;
+  }));
+  const json pools = AllPools();
+  ASSERT_EQ(pools.size(), 3U);
+  const json render = Find(pools, "pool", "render");
+  const json physics = Find(pools, "pool", "physics");
+  const json audio = Find(pools, "pool", "audio");
+  ASSERT_FALSE(render.is_null() || physics.is_null() || audio.is_null()) << pools.dump(2);
+  EXPECT_EQ(render["loop"], "main");
+  EXPECT_EQ(physics["loop"], "main");
+  EXPECT_EQ(audio["loop"], "audio");
+  EXPECT_EQ(audio["tick_hz"], 200);
+  EXPECT_TRUE(render["attribution"].empty());
+  EXPECT_TRUE(audio["attribution"].empty());
+  EXPECT_FALSE(Find(physics["attribution"], "site", "reference_workload.leak").is_null());
+  EXPECT_EQ(Find(physics["verdicts"], "alert", "PoolwatchPoolImbalance")["pending"], "critical");
+  EXPECT_TRUE(Find(render["verdicts"], "alert", "PoolwatchPoolImbalance")["pending"].is_null());
+  EXPECT_GT(render["latest"]["timing"]["frames_total"].get<std::uint64_t>(), 0U);
+
+  const HttpResult page = HttpGet(port_, "/debug");
+  ASSERT_EQ(page.status, 200U);
+  for (const char* pool : {"render", "physics", "audio"}) {
+    EXPECT_NE(page.body.find("class=\"pool\" id=\"pool-"), std::string::npos);
+    EXPECT_NE(page.body.find("data-pool=\"" + std::string(pool) + "\">"), std::string::npos)
+        << pool;
+  }
+  EXPECT_NE(page.body.find("<svg id=\"chart-bytes-2\""), std::string::npos);
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ class HostileClientsTest : public ::testing::Test {
 };
 
 TEST_F(HostileClientsTest, HundredsOfStalledHalfHeadersAreCutOffAndScrapesStillAnswer) {
-  const double frames_before = Scrape().at("poolwatch_frames_total");
+  const double frames_before = Scrape().at("poolwatch_frames_total{loop=\"main\"}");
   std::vector<std::unique_ptr<Socket>> stalled;
   for (int i = 0; i < 300; ++i) {
     stalled.push_back(std::make_unique<Socket>(port_));
@@ -100,7 +100,7 @@ TEST_F(HostileClientsTest, HundredsOfStalledHalfHeadersAreCutOffAndScrapesStillA
   // The header timeout (2 s) closes every stalled connection.
   for (auto& socket : stalled) EXPECT_TRUE(socket->ClosedWithin(5s));
   ExpectPromptScrape();
-  EXPECT_GT(Scrape().at("poolwatch_frames_total"), frames_before);
+  EXPECT_GT(Scrape().at("poolwatch_frames_total{loop=\"main\"}"), frames_before);
 }
 
 TEST_F(HostileClientsTest, OversizedHeadersGet431) {
@@ -149,7 +149,7 @@ TEST_F(HostileClientsTest, Http10WithoutHostIsAnsweredAndClosed) {
   socket.Send("GET /metrics HTTP/1.0\r\n\r\n");
   ASSERT_TRUE(socket.ClosedWithin(5s));
   EXPECT_TRUE(socket.received().starts_with("HTTP/1.0 200")) << socket.received().substr(0, 40);
-  EXPECT_NE(socket.received().find("poolwatch_frames_total"), std::string::npos);
+  EXPECT_NE(socket.received().find("poolwatch_frames_total{loop=\"main\"}"), std::string::npos);
 }
 
 TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {
@@ -160,7 +160,8 @@ TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {
     ASSERT_EQ(result.status, 200U) << "request " << i << ": " << result.error;
   }
   const auto after = Scrape();
-  EXPECT_GT(after.at("poolwatch_frames_total"), before.at("poolwatch_frames_total"));
+  EXPECT_GT(after.at("poolwatch_frames_total{loop=\"main\"}"),
+            before.at("poolwatch_frames_total{loop=\"main\"}"));
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   // Under a sanitizer RSS measures its runtime (ASan's quarantine keeps freed memory, ~170 MB
   // here), not poolwatchd; the uninstrumented build checks the bound, LeakSanitizer leaks.

@@ -18,14 +18,30 @@ namespace {
 using poolwatch::testing::HttpGet;
 using poolwatch::testing::ParseSamples;
 
+// Two loops at 1 kHz on their own threads, three pools; `scenario` for the first pool, the
+// others steady and spiking.
 Config TestConfig(Scenario scenario) {
   Config config;
   config.http.listen = "127.0.0.1:0";
-  config.tick_hz = 1000;
   config.log.level = "warn";
-  config.workload.scenario = scenario;
-  config.workload.particles = 64;
   config.diagnostics.sample_interval = std::chrono::milliseconds{5};
+  const auto pool = [](const char* name, Scenario s) {
+    PoolConfig p;
+    p.name = name;
+    p.workload.scenario = s;
+    p.workload.particles = 64;
+    return p;
+  };
+  config.loops = {
+      {.name = "main",
+       .tick_hz = 1000,
+       .snapshot_interval_frames = 1,
+       .pools = {pool("physics", scenario), pool("render", Scenario::kSteady)}},
+      {.name = "audio",
+       .tick_hz = 1000,
+       .snapshot_interval_frames = 1,
+       .pools = {pool("audio", Scenario::kSpike)}},
+  };
   return config;
 }
 
@@ -59,13 +75,16 @@ TEST(InProcessTest, ScrapesDiagnosticsAndReloadsRaceTheTickLoopSafely) {
     const auto scrape = HttpGet(port, "/metrics");
     ASSERT_EQ(scrape.status, 200U) << scrape.error;
     const auto s = ParseSamples(scrape.body);
-    const std::string pool = "{pool=\"reference\"}";
-    EXPECT_EQ(s.at("poolwatch_pool_allocations_total" + pool) -
-                  s.at("poolwatch_pool_releases_total" + pool),
-              s.at("poolwatch_pool_outstanding_buffers" + pool))
-        << "scrape " << i << " mixed two frames";
-    EXPECT_GE(s.at("poolwatch_frames_total"), last_frames);
-    last_frames = s.at("poolwatch_frames_total");
+    for (const char* name : {"physics", "render", "audio"}) {
+      const std::string pool = std::string("{pool=\"") + name + "\"}";
+      EXPECT_EQ(s.at("poolwatch_pool_allocations_total" + pool) -
+                    s.at("poolwatch_pool_releases_total" + pool),
+                s.at("poolwatch_pool_outstanding_buffers" + pool))
+          << "scrape " << i << " mixed two frames of pool " << name;
+    }
+    EXPECT_GE(s.at("poolwatch_frames_total{loop=\"main\"}"), last_frames);
+    last_frames = s.at("poolwatch_frames_total{loop=\"main\"}");
+    EXPECT_GT(s.at("poolwatch_frames_total{loop=\"audio\"}"), 0);
     EXPECT_EQ(HttpGet(port, "/debug/health").status, 200U);
     if (i % 10 == 0) {
       EXPECT_EQ(HttpGet(port, "/debug").status, 200U);

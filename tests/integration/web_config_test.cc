@@ -134,7 +134,7 @@ class WebConfigTest : public ::testing::Test {
 
   double Frames() const {
     const auto samples = ParseSamples(Scrape().body);
-    const auto it = samples.find("poolwatch_frames_total");
+    const auto it = samples.find("poolwatch_frames_total{loop=\"main\"}");
     return it == samples.end() ? -1 : it->second;
   }
 
@@ -259,7 +259,8 @@ TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
   }
   std::this_thread::sleep_for(500ms);
 
-  const double frames_before = ParseSamples(scrape().body).at("poolwatch_frames_total");
+  const double frames_before =
+      ParseSamples(scrape().body).at("poolwatch_frames_total{loop=\"main\"}");
   auto slowest = std::chrono::steady_clock::duration::zero();
   for (int i = 0; i < 10; ++i) {
     const auto start = std::chrono::steady_clock::now();
@@ -268,7 +269,8 @@ TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
     EXPECT_EQ(answer.status, 200U) << answer.error;
     std::this_thread::sleep_for(100ms);
   }
-  const double frames_after = ParseSamples(scrape().body).at("poolwatch_frames_total");
+  const double frames_after =
+      ParseSamples(scrape().body).at("poolwatch_frames_total{loop=\"main\"}");
   stop = true;
   for (std::thread& guesser : guessers) guesser.join();
 

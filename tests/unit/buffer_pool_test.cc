@@ -25,7 +25,7 @@ TEST(BufferPoolTest, CountersIncrementPerAllocation) {
   pool.Alloc(BufferFormat::kF32, 10);
   pool.Alloc(BufferFormat::kF32, 10);
   pool.Alloc(BufferFormat::kU8, 7);
-  pool.ReleaseAll();
+  pool.EndFrame();
   const PoolStats& stats = pool.Stats();
   EXPECT_EQ(stats.last_frame.allocations, 3U);
   EXPECT_EQ(stats.last_frame.releases, 3U);
@@ -42,9 +42,9 @@ TEST(BufferPoolTest, CountersIncrementPerAllocation) {
 TEST(BufferPoolTest, FreeBuffersAreReusedAsHits) {
   BufferPool pool;
   Buffer first = pool.Alloc(BufferFormat::kF64, 64);
-  pool.ReleaseAll();
+  pool.EndFrame();
   Buffer second = pool.Alloc(BufferFormat::kF64, 64);
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(first.data(), second.data());
   EXPECT_EQ(pool.Stats().misses_total, 1U);
   EXPECT_EQ(pool.Stats().allocations_total, 2U);
@@ -57,12 +57,12 @@ TEST(BufferPoolTest, StatsAreSealedAtReleaseAllAndResetForTheNextFrame) {
   // Before the frame ends, Stats() still describes the previous (here: no) frame.
   EXPECT_EQ(pool.Stats().last_frame.allocations, 0U);
   EXPECT_EQ(pool.Stats().allocations_total, 0U);
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().last_frame.frame, 0U);
   EXPECT_EQ(pool.Stats().last_frame.allocations, 5U);
 
   pool.Alloc(BufferFormat::kF32, 16);
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().last_frame.frame, 1U);
   EXPECT_EQ(pool.Stats().last_frame.allocations, 1U);
   EXPECT_EQ(pool.Stats().last_frame.releases, 1U);
@@ -74,7 +74,7 @@ TEST(BufferPoolTest, StatsAreSealedAtReleaseAllAndResetForTheNextFrame) {
 TEST(BufferPoolTest, ReleasesAreCountedInBuffersWhenOneKeyHoldsMany) {
   BufferPool pool;
   for (int i = 0; i < 50; ++i) pool.Alloc(BufferFormat::kVec4f, 32);
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().keys, 1U);
   EXPECT_EQ(pool.Stats().last_frame.releases, 50U);
   EXPECT_EQ(pool.Stats().last_frame.Imbalance(), 0);
@@ -85,7 +85,7 @@ TEST(BufferPoolTest, HeldBufferSurvivesReleaseAllUntilReleased) {
   Buffer held = pool.Acquire(BufferFormat::kU32, 8, "test.held");
   std::ranges::fill(held.As<std::uint32_t>(), 7U);
   pool.Alloc(BufferFormat::kU32, 8);
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().outstanding_buffers, 1U);
   EXPECT_EQ(pool.Stats().in_use_bytes, 32U);
   EXPECT_EQ(pool.Stats().last_frame.Imbalance(), 1);
@@ -96,7 +96,7 @@ TEST(BufferPoolTest, HeldBufferSurvivesReleaseAllUntilReleased) {
   EXPECT_EQ(held.As<std::uint32_t>()[0], 7U);
 
   EXPECT_TRUE(pool.Release(held.id()));
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().last_frame.allocations, 1U);
   EXPECT_EQ(pool.Stats().last_frame.releases, 2U);
   EXPECT_EQ(pool.Stats().last_frame.Imbalance(), -1);
@@ -113,13 +113,13 @@ TEST(BufferPoolTest, ReleaseRefusesUnknownStaleAndFrameScopedIds) {
   Buffer held = pool.Acquire(BufferFormat::kU8, 4);
   EXPECT_TRUE(pool.Release(held.id()));
   EXPECT_FALSE(pool.Release(held.id()));  // twice
-  pool.ReleaseAll();
+  pool.EndFrame();
   // The slot is handed out again: the old id is stale and must not release the new buffer.
   Buffer again = pool.Acquire(BufferFormat::kU8, 4);
   EXPECT_EQ(again.id().slot, held.id().slot);
   EXPECT_FALSE(pool.Release(held.id()));
   EXPECT_TRUE(pool.Release(again.id()));
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().allocations_total, pool.Stats().releases_total);
 }
 
@@ -129,7 +129,7 @@ TEST(BufferPoolTest, IntentionalLeakShowsAsImbalanceAndOutstandingGrowth) {
   for (int frame = 0; frame < 20; ++frame) {
     pool.Alloc(BufferFormat::kF32, 128);
     pool.Acquire(BufferFormat::kF32, 16, "test.leak");  // never released
-    pool.ReleaseAll();
+    pool.EndFrame();
     const PoolStats& stats = pool.Stats();
     EXPECT_EQ(stats.last_frame.Imbalance(), 1) << "frame " << frame;
     EXPECT_GT(stats.outstanding_buffers, previous_outstanding);
@@ -150,7 +150,7 @@ TEST(BufferPoolTest, IntentionalLeakShowsAsImbalanceAndOutstandingGrowth) {
 TEST(BufferPoolTest, ZeroCountIsRefusedWithoutCountingAnything) {
   BufferPool pool;
   EXPECT_FALSE(pool.Alloc(BufferFormat::kF32, 0));
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().allocations_total, 0U);
   EXPECT_EQ(pool.Stats().keys, 0U);
 }
@@ -161,14 +161,14 @@ TEST(BufferPoolTest, ByteCapRefusesNewMemoryAndCountsTheFailure) {
   EXPECT_FALSE(pool.Alloc(BufferFormat::kU8, 600));  // would make 1200 bytes
   EXPECT_FALSE(pool.Alloc(BufferFormat::kU8, 500));  // a new key, refused too
   ASSERT_TRUE(pool.Alloc(BufferFormat::kU8, 400));   // exactly at the cap
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().allocation_failures_total, 2U);
   EXPECT_EQ(pool.Stats().allocations_total, 2U);
   EXPECT_EQ(pool.Stats().pooled_bytes, 1000U);
   EXPECT_EQ(pool.Stats().keys, 2U);  // the refused key was not kept
   // Free buffers are still handed out under the cap.
   EXPECT_TRUE(pool.Alloc(BufferFormat::kU8, 600));
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().allocation_failures_total, 2U);
 }
 
@@ -176,15 +176,15 @@ TEST(BufferPoolTest, TrimEvictsIdleKeysAndKeepsBusyOnes) {
   BufferPool pool(PoolOptions{.max_bytes = 0, .trim_idle_frames = 3});
   pool.Alloc(BufferFormat::kF32, 1000);  // 4000 bytes, used only in frame 0
   pool.Alloc(BufferFormat::kF32, 10);    // 40 bytes, used every frame
-  pool.ReleaseAll();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().keys, 2U);
   for (int frame = 1; frame <= 2; ++frame) {
     pool.Alloc(BufferFormat::kF32, 10);
-    pool.ReleaseAll();
+    pool.EndFrame();
     EXPECT_EQ(pool.Stats().pooled_bytes, 4040U) << "frame " << frame;
   }
   pool.Alloc(BufferFormat::kF32, 10);
-  pool.ReleaseAll();  // frame 3: the big key has been idle for frames 1, 2 and 3
+  pool.EndFrame();  // frame 3: the big key has been idle for frames 1, 2 and 3
   EXPECT_EQ(pool.Stats().pooled_bytes, 40U);
   EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4000U);
   EXPECT_EQ(pool.Stats().keys, 1U);
@@ -195,14 +195,14 @@ TEST(BufferPoolTest, TrimKeepsAKeyWithHeldBuffersButFreesItsFreeOnes) {
   BufferPool pool(PoolOptions{.max_bytes = 0, .trim_idle_frames = 1});
   Buffer held = pool.Acquire(BufferFormat::kU16, 50);
   pool.Alloc(BufferFormat::kU16, 50);
-  pool.ReleaseAll();
-  pool.ReleaseAll();
+  pool.EndFrame();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().keys, 1U);
   EXPECT_EQ(pool.Stats().pooled_bytes, 100U);
   EXPECT_EQ(pool.Stats().trimmed_bytes_total, 100U);
   EXPECT_TRUE(pool.Release(held.id()));
-  pool.ReleaseAll();
-  pool.ReleaseAll();
+  pool.EndFrame();
+  pool.EndFrame();
   EXPECT_EQ(pool.Stats().keys, 0U);
   EXPECT_EQ(pool.Stats().pooled_bytes, 0U);
 }
@@ -236,7 +236,7 @@ TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperation
         }
         break;
       default:
-        pool.ReleaseAll();
+        pool.EndFrame();
         const BufferPool::Audit audit = pool.AuditBytes();
         ASSERT_EQ(pool.Stats().pooled_bytes, audit.pooled_bytes) << "op " << op;
         ASSERT_EQ(pool.Stats().in_use_bytes, audit.in_use_bytes) << "op " << op;
@@ -263,7 +263,7 @@ TEST(BufferPoolAttributionTest, GroupsHeldBuffersBySiteAndFormatWithTheOldestFra
     a.push_back(pool.Acquire(BufferFormat::kF32, 10, "site.a").id());
     pool.Acquire(BufferFormat::kU16, 10, "site.a");
     pool.Alloc(BufferFormat::kF32, 10, "site.a");  // frame-scoped: not attributed
-    pool.ReleaseAll();
+    pool.EndFrame();
   }
   pool.Acquire(BufferFormat::kF32, 3);  // untagged
   std::vector<OutstandingGroup> groups;
@@ -286,6 +286,50 @@ TEST(BufferPoolAttributionTest, GroupsHeldBuffersBySiteAndFormatWithTheOldestFra
   for (std::size_t i : {1U, 3U, 4U}) ASSERT_TRUE(pool.Release(a[i]));
   pool.OutstandingBySite(groups);
   EXPECT_EQ(groups.size(), 2U);  // the emptied group is not listed
+}
+
+}  // namespace
+}  // namespace poolwatch
+
+namespace poolwatch {
+namespace {
+
+TEST(HeldBufferTest, ReleasesOnDestructionAndMovesOwnership) {
+  BufferPool pool;
+  {
+    HeldBuffer held(pool, BufferFormat::kF32, 16, "test.held");
+    ASSERT_TRUE(held);
+    EXPECT_EQ(held->size_bytes(), 64U);
+    HeldBuffer moved = std::move(held);
+    EXPECT_FALSE(held);  // NOLINT(bugprone-use-after-move): the moved-from state is the contract
+    EXPECT_TRUE(moved);
+    pool.EndFrame();
+    EXPECT_EQ(pool.Stats().outstanding_buffers, 1U);
+    HeldBuffer other(pool, BufferFormat::kU8, 4);
+    other = std::move(moved);  // the u8 buffer is released, the f32 one now owned by `other`
+    pool.EndFrame();
+    EXPECT_EQ(pool.Stats().outstanding_buffers, 1U);
+    EXPECT_EQ(pool.Stats().in_use_bytes, 64U);
+  }
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 0U);
+  EXPECT_EQ(pool.Stats().allocations_total, pool.Stats().releases_total);
+  std::vector<OutstandingGroup> groups;
+  pool.OutstandingBySite(groups);
+  EXPECT_TRUE(groups.empty());
+}
+
+TEST(HeldBufferTest, AnEmptyHandleReleasesNothingAndResetReleasesEarly) {
+  BufferPool pool({.max_bytes = 32, .trim_idle_frames = 0});
+  HeldBuffer refused(pool, BufferFormat::kF32, 1000);
+  EXPECT_FALSE(refused);
+  HeldBuffer held(pool, BufferFormat::kU8, 8);
+  held.Reset();
+  EXPECT_FALSE(held);
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().releases_total, 1U);
+  EXPECT_EQ(pool.Stats().allocation_failures_total, 1U);
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 0U);
 }
 
 }  // namespace

@@ -24,15 +24,20 @@ TEST(ConfigTest, EmptyObjectGivesTheDefaults) {
   const Config config = ParseConfig("{}");
   EXPECT_EQ(config.http.listen, ":9720");
   EXPECT_EQ(config.log.level, "info");
-  EXPECT_EQ(config.tick_hz, 60);
-  EXPECT_EQ(config.workload.scenario, Scenario::kSteady);
-  EXPECT_EQ(config.TickPeriod(), std::chrono::nanoseconds{16'666'666});
+  ASSERT_EQ(config.loops.size(), 1U);
+  EXPECT_EQ(config.loops[0].name, "main");
+  EXPECT_EQ(config.loops[0].tick_hz, 60);
+  ASSERT_EQ(config.loops[0].pools.size(), 1U);
+  EXPECT_EQ(config.loops[0].pools[0].name, "reference");
+  EXPECT_EQ(config.loops[0].pools[0].workload.scenario, Scenario::kSteady);
+  EXPECT_EQ(config.loops[0].TickPeriod(), std::chrono::nanoseconds{16'666'666});
 }
 
 TEST(ConfigTest, ShippedDefaultConfigIsValid) {
   const Config config = LoadConfig(POOLWATCH_SOURCE_DIR "/config/poolwatchd.json");
   EXPECT_EQ(config.http.listen, ":9720");
-  EXPECT_EQ(config.pool_name, "reference");
+  ASSERT_EQ(config.loops.size(), 1U);
+  EXPECT_EQ(config.loops[0].pools.at(0).name, "reference");
 }
 
 TEST(ConfigTest, EveryKeyIsRead) {
@@ -53,18 +58,74 @@ TEST(ConfigTest, EveryKeyIsRead) {
   EXPECT_EQ(config.http.max_connections, 8U);
   EXPECT_EQ(config.log.level, "debug");
   EXPECT_EQ(config.log.format, LogFormat::kJson);
-  EXPECT_EQ(config.tick_hz, 120);
-  EXPECT_EQ(config.health.snapshot_interval_frames, 2U);
-  EXPECT_EQ(config.pool_name, "audio");
-  EXPECT_EQ(config.pool.max_bytes, 1048576U);
-  EXPECT_EQ(config.pool.trim_idle_frames, 600U);
-  EXPECT_EQ(config.workload.scenario, Scenario::kBloat);
-  EXPECT_EQ(config.workload.particles, 100U);
-  EXPECT_EQ(config.workload.leak_buffers_per_frame, 3U);
-  EXPECT_EQ(config.workload.leak_buffer_elements, 64U);
-  EXPECT_EQ(config.workload.bloat_every_frames, 7U);
-  EXPECT_EQ(config.workload.spike_every_frames, 9U);
-  EXPECT_EQ(config.workload.spike_factor, 2U);
+  ASSERT_EQ(config.loops.size(), 1U);
+  const LoopConfig& loop = config.loops[0];
+  EXPECT_EQ(loop.name, "main");
+  EXPECT_EQ(loop.tick_hz, 120);
+  EXPECT_EQ(loop.snapshot_interval_frames, 2U);
+  ASSERT_EQ(loop.pools.size(), 1U);
+  const PoolConfig& pool = loop.pools[0];
+  EXPECT_EQ(pool.name, "audio");
+  EXPECT_EQ(pool.options.max_bytes, 1048576U);
+  EXPECT_EQ(pool.options.trim_idle_frames, 600U);
+  EXPECT_EQ(pool.workload.scenario, Scenario::kBloat);
+  EXPECT_EQ(pool.workload.particles, 100U);
+  EXPECT_EQ(pool.workload.leak_buffers_per_frame, 3U);
+  EXPECT_EQ(pool.workload.leak_buffer_elements, 64U);
+  EXPECT_EQ(pool.workload.bloat_every_frames, 7U);
+  EXPECT_EQ(pool.workload.spike_every_frames, 9U);
+  EXPECT_EQ(pool.workload.spike_factor, 2U);
+}
+
+// The issue's example: two loops on their own threads, three pools.
+constexpr const char* kLoops = R"({
+  "loops": [
+    {"name": "main", "tick_hz": 60, "pools": [
+      {"name": "render", "workload": {"scenario": "steady"}},
+      {"name": "physics", "max_bytes": 268435456, "workload": {"scenario": "leak"}}]},
+    {"name": "audio", "tick_hz": 200, "snapshot_interval_frames": 4, "pools": [
+      {"name": "audio", "trim_idle_frames": 600, "workload": {"scenario": "spike"}}]}]
+})";
+
+TEST(ConfigTest, LoopsArrayGivesEachLoopItsPoolsAndMissingKeysTheirDefaults) {
+  const Config config = ParseConfig(kLoops);
+  ASSERT_EQ(config.loops.size(), 2U);
+  const LoopConfig& main = config.loops[0];
+  EXPECT_EQ(main.name, "main");
+  EXPECT_EQ(main.tick_hz, 60);
+  EXPECT_EQ(main.snapshot_interval_frames, 1U);  // default
+  ASSERT_EQ(main.pools.size(), 2U);
+  EXPECT_EQ(main.pools[0].name, "render");
+  EXPECT_EQ(main.pools[0].options.max_bytes, 512ULL << 20);  // default
+  EXPECT_EQ(main.pools[0].workload.scenario, Scenario::kSteady);
+  EXPECT_EQ(main.pools[1].name, "physics");
+  EXPECT_EQ(main.pools[1].options.max_bytes, 268435456U);
+  EXPECT_EQ(main.pools[1].workload.scenario, Scenario::kLeak);
+  EXPECT_EQ(main.pools[1].workload.particles, 4096U);  // default
+  const LoopConfig& audio = config.loops[1];
+  EXPECT_EQ(audio.name, "audio");
+  EXPECT_EQ(audio.tick_hz, 200);
+  EXPECT_EQ(audio.snapshot_interval_frames, 4U);
+  ASSERT_EQ(audio.pools.size(), 1U);
+  EXPECT_EQ(audio.pools[0].options.trim_idle_frames, 600U);
+  EXPECT_EQ(audio.pools[0].workload.scenario, Scenario::kSpike);
+}
+
+TEST(ConfigTest, ScenarioOverrideAppliesToEveryPool) {
+  const auto path = std::filesystem::temp_directory_path() / "poolwatch_config_loops.json";
+  std::ofstream(path) << kLoops;
+  ConfigOverrides overrides;
+  overrides.scenario = "bloat";
+  const Config config = LoadConfig(path.string(), overrides);
+  std::filesystem::remove(path);
+  int pools = 0;
+  for (const LoopConfig& loop : config.loops) {
+    for (const PoolConfig& pool : loop.pools) {
+      EXPECT_EQ(pool.workload.scenario, Scenario::kBloat) << pool.name;
+      ++pools;
+    }
+  }
+  EXPECT_EQ(pools, 3);
 }
 
 struct BadConfig {
@@ -94,7 +155,39 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"{\"pool\": {\"max_bytes\": -1}}", "pool.max_bytes: must be an integer"},
         BadConfig{"{\"pool\": {\"max_bytes\": \"1\"}}", "pool.max_bytes: must be an integer"},
         BadConfig{"{\"pool\": {\"max_bytes\": 1.5}}", "pool.max_bytes: must be an integer"},
-        BadConfig{"{\"pool\": {\"name\": \"\"}}", "pool.name: must be a non-empty string"},
+        BadConfig{"{\"pool\": {\"name\": \"\"}}", "pool.name: must be a string of 1 to 64"},
+        BadConfig{"{\"pool\": {\"name\": \"a\\u0000b\"}}",
+                  "pool.name: must be a string of 1 to 64 characters without control characters"},
+        BadConfig{"{\"pool\": {\"name\": \"line\\nbreak\"}}", "pool.name: must be a string"},
+        BadConfig{
+            R"({"pool": {"name": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
+            "pool.name: must be a string of 1 to 64"},
+        // The loops form.
+        BadConfig{R"({"loops": [{"name": "main"}], "pool": {}})",
+                  "loops: cannot be combined with pool"},
+        BadConfig{R"({"loop": {}, "workload": {}, "loops": [{"name": "main"}]})",
+                  "loops: cannot be combined with loop, workload"},
+        BadConfig{R"({"loops": []})", "loops: must be an array of 1 to 32 objects"},
+        BadConfig{R"({"loops": {"name": "main"}})", "loops: must be an array"},
+        BadConfig{R"({"loops": [3]})", "loops[0]: must be an object, got 3"},
+        BadConfig{R"({"loops": [{"name": "a", "tick_hz": 0}]})",
+                  "loops[0].tick_hz: must be a number"},
+        BadConfig{R"({"loops": [{"name": "a", "pool": {}}]})", "loops[0].pool: unknown key"},
+        BadConfig{R"({"loops": [{"name": "a", "pools": [{"name": "p", "max_bytes": -1}]}]})",
+                  "loops[0].pools[0].max_bytes: must be an integer"},
+        BadConfig{
+            R"({"loops": [{"name": "a", "pools": [{"name": "p", "workload": {"scenario": "x"}}]}]})",
+            "loops[0].pools[0].workload.scenario: must be one of"},
+        BadConfig{R"({"loops": [{"name": "a", "pools": [{"name": "p", "tick_hz": 5}]}]})",
+                  "loops[0].pools[0].tick_hz: unknown key"},
+        BadConfig{R"({"loops": [{"name": ""}]})", "loops[0].name: must be a string of 1 to 64"},
+        BadConfig{R"({"loops": [{"name": "a"}, {"name": "a", "pools": [{"name": "q"}]}]})",
+                  "loops[1].name: \"a\" names two loops (also loops[0])"},
+        BadConfig{R"({"loops": [{"name": "a", "pools": [{"name": "p"}]},
+                                {"name": "b", "pools": [{"name": "p"}]}]})",
+                  "loops[1].pools[0].name: \"p\" names two pools (also loops[0].pools[0])"},
+        BadConfig{R"({"loops": [{"name": "a", "pools": [{"name": "p"}, {"name": "p"}]}]})",
+                  "loops[0].pools[1].name: \"p\" names two pools (also loops[0].pools[0])"},
         BadConfig{"{\"pool\": 3}", "pool: must be an object, got 3"},
         BadConfig{"{\"loop\": {\"tick_hz\": 0}}", "loop.tick_hz: must be a number from 1"},
         BadConfig{"{\"loop\": {\"tick_hz\": 1e9}}", "loop.tick_hz: must be a number from 1"},
@@ -137,7 +230,7 @@ TEST(ConfigTest, OverridesWinOverTheFile) {
   std::filesystem::remove(path);
   EXPECT_EQ(config.http.listen, "127.0.0.1:0");
   EXPECT_EQ(config.log.level, "debug");
-  EXPECT_EQ(config.workload.scenario, Scenario::kSpike);
+  EXPECT_EQ(config.loops[0].pools[0].workload.scenario, Scenario::kSpike);
 }
 
 TEST(ListenAddressTest, ParsesTheUsualForms) {

@@ -15,10 +15,12 @@ const Time kStart = Time{} + std::chrono::hours{24 * 365 * 50};
 
 HealthSnapshot Snapshot(Time time, std::uint64_t frame) {
   HealthSnapshot s;
+  s.loop = "main";
   s.time = time;
   s.sequence = frame + 1;
-  s.health.frames = frame + 1;
-  s.pool.last_frame.frame = frame;
+  s.timing.frames = frame + 1;
+  s.pools.push_back({"p", {}, {}});
+  s.pools[0].stats.last_frame.frame = frame;
   return s;
 }
 
@@ -30,7 +32,8 @@ const Verdict& VerdictFor(const DiagnosticsReport& report, ConditionKind kind) {
 }
 
 TEST(DiagnosticsStoreTest, HistoryRingIsBounded) {
-  DiagnosticsStore store({.history_points = 10, .sample_interval = seconds{1}, .thresholds = {}});
+  DiagnosticsStore store("p",
+                         {.history_points = 10, .sample_interval = seconds{1}, .thresholds = {}});
   for (std::uint64_t i = 0; i < 1000; ++i) store.Receive(Snapshot(kStart + seconds{i}, i));
   const DiagnosticsReport report = store.Report();
   ASSERT_EQ(report.history.size(), 10U);
@@ -39,24 +42,26 @@ TEST(DiagnosticsStoreTest, HistoryRingIsBounded) {
 }
 
 TEST(DiagnosticsStoreTest, HistorySamplesAtTheIntervalNotEveryFrame) {
-  DiagnosticsStore store({.history_points = 100, .sample_interval = seconds{1}, .thresholds = {}});
+  DiagnosticsStore store("p",
+                         {.history_points = 100, .sample_interval = seconds{1}, .thresholds = {}});
   // 60 frames per second for 5 seconds.
   for (std::uint64_t i = 0; i < 300; ++i) {
     store.Receive(Snapshot(kStart + std::chrono::microseconds{i * 16667}, i));
   }
   EXPECT_EQ(store.Report().history.size(), 5U);
-  EXPECT_EQ(store.Report().latest->pool.last_frame.frame, 299U);
+  EXPECT_EQ(store.Report().latest->pool.stats.last_frame.frame, 299U);
 }
 
 // The same series as config/prometheus/tests/poolwatch.rules.test.yml: one sample a minute,
 // allocations 10/min, releases short of them by exactly `d` per 5-minute window.
 Severity ImbalanceVerdictAfter(std::uint64_t d, minutes at, Severity* pending = nullptr) {
-  DiagnosticsStore store({.history_points = 60, .sample_interval = seconds{1}, .thresholds = {}});
+  DiagnosticsStore store("p",
+                         {.history_points = 60, .sample_interval = seconds{1}, .thresholds = {}});
   Severity severity = Severity::kOk;
   for (std::uint64_t i = 0; i <= static_cast<std::uint64_t>(at.count()); ++i) {
     HealthSnapshot s = Snapshot(kStart + minutes{i}, i);
-    s.pool.allocations_total = 10 * i;
-    s.pool.releases_total = 10 * i - (d * i) / 5;
+    s.pools[0].stats.allocations_total = 10 * i;
+    s.pools[0].stats.releases_total = 10 * i - (d * i) / 5;
     store.Receive(s);
   }
   const DiagnosticsReport report = store.Report();
@@ -78,12 +83,12 @@ TEST(DiagnosticsStoreTest, ImbalanceVerdictsAgreeWithThePromtoolCases) {
 }
 
 Severity GaugeVerdict(ConditionKind kind, double value) {
-  DiagnosticsStore store;
+  DiagnosticsStore store("p");
   for (std::uint64_t i = 0; i <= 10; ++i) {
     HealthSnapshot s = Snapshot(kStart + minutes{i}, i);
-    s.pool.pooled_bytes =
+    s.pools[0].stats.pooled_bytes =
         kind == ConditionKind::kPooledBytes ? static_cast<std::uint64_t>(value) : 0;
-    s.pool.keys = kind == ConditionKind::kKeys ? static_cast<std::uint64_t>(value) : 0;
+    s.pools[0].stats.keys = kind == ConditionKind::kKeys ? static_cast<std::uint64_t>(value) : 0;
     store.Receive(s);
   }
   return VerdictFor(store.Report(), kind).severity;
@@ -102,12 +107,12 @@ TEST(DiagnosticsStoreTest, GaugeVerdictsAgreeWithThePromtoolCases) {
 
 TEST(DiagnosticsStoreTest, TransitionsAreReportedOnceEachNotEveryFrame) {
   std::vector<VerdictChange> changes;
-  DiagnosticsStore store({}, [&](const VerdictChange& c) { changes.push_back(c); });
+  DiagnosticsStore store("p", {}, [&](const VerdictChange& c) { changes.push_back(c); });
   std::uint64_t frame = 0;
   const auto run = [&](std::uint64_t keys, int frames) {
     for (int i = 0; i < frames; ++i, ++frame) {
       HealthSnapshot s = Snapshot(kStart + seconds{frame}, frame);
-      s.pool.keys = keys;
+      s.pools[0].stats.keys = keys;
       store.Receive(s);
     }
   };
@@ -126,22 +131,25 @@ TEST(DiagnosticsStoreTest, TransitionsAreReportedOnceEachNotEveryFrame) {
 
 TEST(DiagnosticsStoreTest, AttributionArrivesThroughTheSnapshotAndAgesAdvance) {
   BufferPool pool;
+  BufferPool other;
   HealthMonitor monitor;
-  DiagnosticsStore store;
+  monitor.AddPool("other", other);
+  monitor.AddPool("leaky", pool);
+  DiagnosticsStore store("leaky");
   monitor.Subscribe([&](const HealthSnapshot& s) { store.Receive(s); });
-  RuntimeState state;
   for (int frame = 0; frame < 10; ++frame) {
     pool.Alloc(BufferFormat::kF32, 64, "frame.scratch");  // frame-scoped: never outstanding
     pool.Acquire(BufferFormat::kF32, 16, "leaky.site");
     if (frame % 2 == 0) pool.Acquire(BufferFormat::kU8, 100, "other.site");
-    pool.ReleaseAll();
-    HealthMonitor::RecordFrameTime(state, std::chrono::milliseconds{1});
-    HealthMonitor::RecordPoolStats(state, pool);
-    monitor.EmitHealthSnapshot(state);
+    other.Acquire(BufferFormat::kU8, 1, "not.this.pool");
+    monitor.EndFrame({.duration = std::chrono::milliseconds{1}});
   }
   const auto report = store.Report();
+  EXPECT_EQ(report.pool, "leaky");
   ASSERT_TRUE(report.latest);
-  const auto& groups = report.latest->outstanding;
+  EXPECT_EQ(report.latest->loop, "main");
+  EXPECT_EQ(report.latest->pool.name, "leaky");
+  const auto& groups = report.latest->pool.outstanding;
   ASSERT_EQ(groups.size(), 2U);
   EXPECT_STREQ(groups[0].site, "leaky.site");
   EXPECT_EQ(groups[0].format, BufferFormat::kF32);
@@ -150,7 +158,37 @@ TEST(DiagnosticsStoreTest, AttributionArrivesThroughTheSnapshotAndAgesAdvance) {
   EXPECT_EQ(groups[0].oldest_frame, 0U);
   EXPECT_STREQ(groups[1].site, "other.site");
   EXPECT_EQ(groups[1].count, 5U);
-  EXPECT_EQ(report.latest->pool.last_frame.frame - groups[0].oldest_frame, 9U);
+  EXPECT_EQ(report.latest->pool.stats.last_frame.frame - groups[0].oldest_frame, 9U);
+  EXPECT_EQ(report.latest->pool.stats.outstanding_buffers, 15U);
+}
+
+// One store per pool: each sees only its own pool's numbers, and its transitions name the pool.
+TEST(DiagnosticsStoreTest, EachPoolsStoreJudgesOnlyItsPool) {
+  std::vector<VerdictChange> changes;
+  DiagnosticsStore leaking("physics", {}, [&](const VerdictChange& c) { changes.push_back(c); });
+  DiagnosticsStore steady("render", {}, [&](const VerdictChange& c) { changes.push_back(c); });
+  DiagnosticsStore absent("audio");
+  for (std::uint64_t i = 0; i <= 30; ++i) {
+    HealthSnapshot s = Snapshot(kStart + minutes{i}, i);
+    s.pools.clear();
+    s.pools.push_back({"render", {}, {}});
+    s.pools.push_back({"physics", {}, {}});
+    s.pools[0].stats.allocations_total = 10 * i;
+    s.pools[0].stats.releases_total = 10 * i;
+    s.pools[1].stats.allocations_total = 10 * i;
+    s.pools[1].stats.releases_total = 8 * i;
+    leaking.Receive(s);
+    steady.Receive(s);
+    absent.Receive(s);
+  }
+  EXPECT_EQ(VerdictFor(leaking.Report(), ConditionKind::kImbalance).severity, Severity::kCritical);
+  EXPECT_EQ(VerdictFor(steady.Report(), ConditionKind::kImbalance).severity, Severity::kOk);
+  EXPECT_FALSE(absent.Report().latest);
+  ASSERT_FALSE(changes.empty());
+  for (const VerdictChange& change : changes) {
+    EXPECT_EQ(change.pool, "physics");
+    EXPECT_EQ(change.loop, "main");
+  }
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace poolwatch {
@@ -28,48 +31,105 @@ TEST(DurationHistogramTest, BudgetBucketsBracketTheTickBudget) {
   EXPECT_NE(std::find(bounds.begin(), bounds.end(), 0.016), bounds.end());
 }
 
-TEST(HealthMonitorTest, RecordPoolStatsCopiesTheSealedFrame) {
-  BufferPool pool;
-  pool.Alloc(BufferFormat::kF32, 4);
-  pool.Alloc(BufferFormat::kF32, 4);
-  pool.Acquire(BufferFormat::kU8, 3);
-  pool.ReleaseAll();
-  RuntimeState state;
-  HealthMonitor::RecordPoolStats(state, pool);
-  EXPECT_EQ(state.health.pool_allocs, 3U);
-  EXPECT_EQ(state.health.pool_releases, 2U);
-  EXPECT_EQ(state.health.pooled_bytes, 35U);
-  EXPECT_EQ(state.health.pool_key_count, 2U);
-  EXPECT_EQ(state.pool.outstanding_buffers, 1U);
+HealthMonitorOptions Loop(std::string name = "main", std::uint32_t interval = 1) {
+  return {
+      .loop = std::move(name), .period = milliseconds{10}, .snapshot_interval_frames = interval};
+}
+
+TEST(HealthMonitorTest, EndFrameEndsEveryPoolsFrameAndTheSnapshotDescribesIt) {
+  BufferPool render;
+  BufferPool physics;
+  HealthMonitor monitor(Loop());
+  monitor.AddPool("render", render);
+  monitor.AddPool("physics", physics);
+  std::vector<HealthSnapshot> seen;
+  monitor.Subscribe([&](const HealthSnapshot& s) { seen.push_back(s); });
+
+  render.Alloc(BufferFormat::kF32, 4);
+  render.Alloc(BufferFormat::kF32, 4);
+  physics.Acquire(BufferFormat::kU8, 3, "physics.contacts");
+  physics.Alloc(BufferFormat::kU8, 5);
+  monitor.EndFrame({.duration = milliseconds{2}, .lateness = milliseconds{1}, .overrun = false});
+
+  ASSERT_EQ(seen.size(), 1U);
+  const HealthSnapshot& s = seen[0];
+  EXPECT_EQ(s.loop, "main");
+  EXPECT_EQ(s.sequence, 1U);
+  EXPECT_EQ(s.timing.frames, 1U);
+  ASSERT_EQ(s.pools.size(), 2U);
+  // Frame-scoped buffers of both pools were returned before their stats were read.
+  const PoolStats& r = s.FindPool("render")->stats;
+  EXPECT_EQ(r.last_frame.allocations, 2U);
+  EXPECT_EQ(r.last_frame.releases, 2U);
+  EXPECT_EQ(r.outstanding_buffers, 0U);
+  EXPECT_EQ(r.pooled_bytes, 32U);
+  const PoolSnapshot& p = *s.FindPool("physics");
+  EXPECT_EQ(p.stats.last_frame.allocations, 2U);
+  EXPECT_EQ(p.stats.last_frame.releases, 1U);
+  EXPECT_EQ(p.stats.outstanding_buffers, 1U);
+  EXPECT_EQ(p.stats.keys, 2U);
+  ASSERT_EQ(p.outstanding.size(), 1U);
+  EXPECT_STREQ(p.outstanding[0].site, "physics.contacts");
+  EXPECT_EQ(render.Stats().frames, 1U);
+  EXPECT_EQ(physics.Stats().frames, 1U);
 }
 
 TEST(HealthMonitorTest, SnapshotsFollowTheIntervalAndReachEverySubscriber) {
-  HealthMonitor monitor(HealthMonitorOptions{.snapshot_interval_frames = 3});
+  HealthMonitor monitor(Loop("main", 3));
   std::vector<std::uint64_t> seen_a;
   std::vector<std::uint64_t> seen_b;
-  monitor.Subscribe([&](const HealthSnapshot& s) { seen_a.push_back(s.health.frames); });
+  monitor.Subscribe([&](const HealthSnapshot& s) { seen_a.push_back(s.timing.frames); });
   monitor.Subscribe([&](const HealthSnapshot& s) { seen_b.push_back(s.sequence); });
-  RuntimeState state;
-  for (int i = 0; i < 10; ++i) {
-    HealthMonitor::RecordFrameTime(state, milliseconds{1});
-    if (monitor.ShouldEmitSnapshot(state)) monitor.EmitHealthSnapshot(state);
-  }
+  for (int i = 0; i < 10; ++i) monitor.EndFrame({.duration = milliseconds{1}});
   EXPECT_EQ(seen_a, (std::vector<std::uint64_t>{3, 6, 9}));
   EXPECT_EQ(seen_b, (std::vector<std::uint64_t>{1, 2, 3}));
-  EXPECT_EQ(state.snapshots, 3U);
+  EXPECT_EQ(monitor.snapshots(), 3U);
+  monitor.SetSnapshotInterval(1);
+  monitor.EndFrame({.duration = milliseconds{1}});
+  EXPECT_EQ(seen_a.back(), 11U);  // frame 11 is due at once with an interval of 1
 }
 
-TEST(HealthMonitorTest, FrameTimeAndLatenessFeedTheirHistograms) {
-  RuntimeState state;
-  state.frame_duration = DurationHistogram({0.005, 0.02});
-  state.tick_lateness = DurationHistogram({0.001});
-  HealthMonitor::RecordFrameTime(state, milliseconds{10});
-  HealthMonitor::RecordTickLateness(state, milliseconds{-3});  // early wake-ups count as 0
-  EXPECT_EQ(state.health.frames, 1U);
-  EXPECT_DOUBLE_EQ(state.health.last_frame_seconds, 0.01);
-  EXPECT_EQ(state.frame_duration.bucket_counts(), (std::vector<std::uint64_t>{0, 1, 0}));
-  EXPECT_EQ(state.tick_lateness.bucket_counts(), (std::vector<std::uint64_t>{1, 0}));
-  EXPECT_DOUBLE_EQ(state.health.last_tick_lateness_seconds, 0.0);
+TEST(HealthMonitorTest, FrameTimeLatenessAndOverrunsFeedTheLoopStats) {
+  HealthMonitor monitor(Loop());
+  std::vector<HealthSnapshot> seen;
+  monitor.Subscribe([&](const HealthSnapshot& s) { seen.push_back(s); });
+  monitor.EndFrame({.duration = milliseconds{10}, .lateness = milliseconds{-3}, .overrun = true});
+  const LoopStats& stats = monitor.stats();
+  EXPECT_EQ(stats.frames, 1U);
+  EXPECT_EQ(stats.overruns, 1U);
+  EXPECT_DOUBLE_EQ(stats.last_frame_seconds, 0.01);
+  EXPECT_DOUBLE_EQ(stats.last_tick_lateness_seconds, 0.0);  // early wake-ups count as 0
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].frame_duration.count(), 1U);
+  EXPECT_EQ(seen[0].tick_lateness.bucket_counts().front(), 1U);
+  // The frame-duration buckets bracket the loop's period.
+  const auto& bounds = seen[0].frame_duration.upper_bounds();
+  EXPECT_NE(std::find(bounds.begin(), bounds.end(), 0.01), bounds.end());
+  EXPECT_EQ(seen[0].period, milliseconds{10});
+}
+
+TEST(HealthMonitorTest, NamesAreCheckedAndAPoolIsAddedOnce) {
+  EXPECT_THROW(HealthMonitor(Loop("")), std::invalid_argument);
+  EXPECT_THROW(HealthMonitor(Loop(std::string(65, 'x'))), std::invalid_argument);
+  EXPECT_THROW(HealthMonitor(Loop(std::string("a\0b", 3))), std::invalid_argument);
+  EXPECT_THROW(HealthMonitor({.loop = "main", .period = {}, .snapshot_interval_frames = 1}),
+               std::invalid_argument);
+  EXPECT_NO_THROW(HealthMonitor(Loop(std::string(64, 'x'))));
+
+  BufferPool a;
+  BufferPool b;
+  HealthMonitor monitor(Loop());
+  monitor.AddPool("render", a);
+  try {
+    monitor.AddPool("render", b);
+    FAIL() << "a second pool named render was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("render"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(monitor.AddPool("bad\nname", b), std::invalid_argument);
+  monitor.EndFrame({});
+  EXPECT_THROW(monitor.AddPool("late", b), std::logic_error);
+  EXPECT_EQ(monitor.PoolNames(), (std::vector<std::string>{"render"}));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "gunzip.h"
 #include "gzip.h"
+#include "poolwatch/health_monitor.h"
 #include "poolwatch/metrics_publisher.h"
 
 namespace poolwatch::daemon {
@@ -20,22 +21,35 @@ std::string Header(const HttpResponse& response, const std::string& name) {
 
 class HttpHandlerTest : public ::testing::Test {
  protected:
+  // 121 frames at 60 Hz of two pools: "unit" allocates in its first 39 frames and holds three
+  // buffers from frame 60 on (60 frames, 1 s old at the end); "idle" does nothing.
   HttpHandlerTest() {
-    HealthSnapshot snapshot;
-    snapshot.time = std::chrono::system_clock::now();
-    snapshot.pool.allocations_total = 42;
-    snapshot.pool.last_frame.frame = 120;
-    snapshot.outstanding = {{"unit.site<&>", BufferFormat::kF32, 3, 48, 60}};
-    publisher_.Publish(snapshot);
-    store_.Receive(snapshot);
+    monitor_.AddPool("unit", pool_);
+    monitor_.AddPool("idle", idle_pool_);
+    monitor_.Subscribe([this](const HealthSnapshot& s) { store_.Receive(s); });
+    monitor_.Subscribe([this](const HealthSnapshot& s) { idle_store_.Receive(s); });
+    publisher_.Attach(monitor_);
+    for (std::uint64_t frame = 0; frame <= 120; ++frame) {
+      if (frame < 39) pool_.Alloc(BufferFormat::kF32, 4);
+      if (frame == 60) {
+        for (int i = 0; i < 3; ++i) pool_.Acquire(BufferFormat::kF32, 4, "unit.site<&>");
+      }
+      monitor_.EndFrame({});
+    }
   }
 
   HttpResponse Get(const std::string& target, const std::string& accept_encoding = "") {
     return handler_.Handle({"GET", target, accept_encoding});
   }
 
-  MetricsPublisher publisher_{"unit"};
-  DiagnosticsStore store_;
+  BufferPool pool_;
+  BufferPool idle_pool_;
+  HealthMonitor monitor_{{.loop = "main",
+                          .period = std::chrono::nanoseconds{1'000'000'000 / 60},
+                          .snapshot_interval_frames = 1}};
+  MetricsPublisher publisher_;
+  DiagnosticsStore store_{"unit"};
+  DiagnosticsStore idle_store_{"idle"};
   bool live_ = true;
   std::uint64_t generation_ = 1;
   HttpHandler handler_{HandlerSources{{&publisher_},
@@ -45,8 +59,9 @@ class HttpHandlerTest : public ::testing::Test {
                                       [] {
                                         return Probe{false, "not yet"};
                                       },
-                                      [this] { return store_.Report(); },
-                                      {"unit", 60},
+                                      [this] {
+                                        return std::vector{store_.Report(), idle_store_.Report()};
+                                      },
                                       [this] { return generation_; }}};
 };
 
@@ -71,9 +86,8 @@ TEST_F(HttpHandlerTest, MetricsAreGzippedWhenAskedAndDecompressToTheSameText) {
 
 TEST_F(HttpHandlerTest, OneExpositionIsServedPerGenerationAndANewOneAfterIt) {
   const std::string first = Get("/metrics").body;
-  HealthSnapshot next;
-  next.pool.allocations_total = 43;
-  publisher_.Publish(next);
+  pool_.Alloc(BufferFormat::kF32, 4);
+  monitor_.EndFrame({});                   // allocations_total 43
   EXPECT_EQ(Get("/metrics").body, first);  // same generation: the same exposition
   EXPECT_EQ(poolwatch::testing::Gunzip(Get("/metrics", "gzip").body), first);
   ++generation_;
@@ -102,9 +116,16 @@ TEST_F(HttpHandlerTest, DebugHealthIsJsonWithVerdictsAndAttribution) {
   const HttpResponse response = Get("/debug/health");
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "application/json");
-  const auto json = nlohmann::json::parse(response.body);
+  const auto all = nlohmann::json::parse(response.body);
+  ASSERT_EQ(all["pools"].size(), 2U);
+  EXPECT_EQ(all["pools"][1]["pool"], "idle");
+  EXPECT_TRUE(all["pools"][1]["attribution"].empty());
+  const auto& json = all["pools"][0];
   EXPECT_EQ(json["pool"], "unit");
+  EXPECT_EQ(json["loop"], "main");
+  EXPECT_NEAR(json["tick_hz"].get<double>(), 60, 1e-6);
   EXPECT_EQ(json["latest"]["frame"], 120);
+  EXPECT_EQ(json["latest"]["memory"]["outstanding_buffers"], 3);
   EXPECT_EQ(json["latest"]["memory"]["allocations_total"], 42);
   ASSERT_EQ(json["verdicts"].size(), 4U);
   EXPECT_EQ(json["verdicts"][0]["alert"], "PoolwatchPoolImbalance");
@@ -114,7 +135,7 @@ TEST_F(HttpHandlerTest, DebugHealthIsJsonWithVerdictsAndAttribution) {
   EXPECT_EQ(json["attribution"][0]["format"], "f32");
   EXPECT_EQ(json["attribution"][0]["count"], 3);
   EXPECT_EQ(json["attribution"][0]["oldest_age_frames"], 60);
-  EXPECT_DOUBLE_EQ(json["attribution"][0]["oldest_age_seconds"].get<double>(), 1.0);
+  EXPECT_NEAR(json["attribution"][0]["oldest_age_seconds"].get<double>(), 1.0, 1e-6);
   EXPECT_EQ(json["history"].size(), 1U);
 }
 
@@ -123,9 +144,17 @@ TEST_F(HttpHandlerTest, DebugPageIsSelfContainedHtmlWithChartsAndEscapedSites) {
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
   const std::string& html = response.body;
+  // A section and a set of charts per pool, told apart by position.
   for (const char* id : {"chart-bytes", "chart-allocs", "chart-keys", "chart-frame-time"}) {
-    EXPECT_NE(html.find("<svg id=\"" + std::string(id) + "\""), std::string::npos) << id;
+    for (const char* n : {"-0", "-1"}) {
+      EXPECT_NE(html.find("<svg id=\"" + std::string(id) + n + "\""), std::string::npos) << id << n;
+    }
   }
+  EXPECT_NE(html.find("<section class=\"pool\" id=\"pool-0\" data-pool=\"unit\">"),
+            std::string::npos);
+  EXPECT_NE(html.find("<section class=\"pool\" id=\"pool-1\" data-pool=\"idle\">"),
+            std::string::npos);
+  EXPECT_NE(html.find("<table id=\"pools\">"), std::string::npos);
   EXPECT_NE(html.find("unit.site&lt;&amp;&gt;"), std::string::npos);
   EXPECT_EQ(html.find("unit.site<&>"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);

@@ -12,7 +12,7 @@ PoolStats RunFrames(Scenario scenario, int frames, WorkloadOptions options = {})
   ReferenceWorkload workload(options);
   for (int frame = 0; frame < frames; ++frame) {
     workload.RunFrame(pool, static_cast<std::uint64_t>(frame));
-    pool.ReleaseAll();
+    pool.EndFrame();
   }
   return pool.Stats();
 }
@@ -64,11 +64,11 @@ TEST(ReferenceWorkloadTest, TheParticlesReallyMove) {
   BufferPool pool;
   ReferenceWorkload workload({.particles = 128});
   workload.RunFrame(pool, 0);
-  pool.ReleaseAll();
+  pool.EndFrame();
   const double first = workload.Checksum();
   for (int i = 1; i < 30; ++i) {
     workload.RunFrame(pool, static_cast<std::uint64_t>(i));
-    pool.ReleaseAll();
+    pool.EndFrame();
   }
   EXPECT_NE(workload.Checksum(), first);
   EXPECT_GT(workload.Checksum(), 0);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "poolwatch/buffer_format.h"
@@ -24,7 +25,7 @@ struct BufferId {
 };
 
 // A non-owning view of pool memory, valid until the buffer returns to the pool (frame-scoped
-// buffers at ReleaseAll(), held buffers at Release()). Empty (false) when the pool refused.
+// buffers at EndFrame(), held buffers at Release()). Empty (false) when the pool refused.
 class Buffer {
  public:
   Buffer() = default;
@@ -58,7 +59,7 @@ struct PoolOptions {
   // Upper bound on pooled bytes (free + in use); 0 means no cap. An allocation that would need
   // new memory beyond it is refused and counted in allocation_failures_total.
   std::uint64_t max_bytes = 0;
-  // Free buffers of a key not used for this many frames are freed at ReleaseAll(); a key left
+  // Free buffers of a key not used for this many frames are freed at EndFrame(); a key left
   // with no buffers at all disappears. 0 disables trimming.
   std::uint32_t trim_idle_frames = 0;
 };
@@ -123,10 +124,12 @@ inline namespace POOLWATCH_POOL_NAMESPACE {
 // A pool of reusable buffers keyed by (format, element count), instrumented for leak and bloat
 // detection.
 //
-// Frame-scoped buffers come from Alloc() and all return at ReleaseAll(), which ends the frame:
-// it seals the frame's allocation and release counts into Stats() and resets them. Held
-// buffers come from Acquire() and live across frames until Release(); one that is never
-// released is a leak, and shows as allocations exceeding releases and outstanding growth.
+// Frame-scoped buffers come from Alloc() and all return at EndFrame(), which ends the frame:
+// it returns them, trims idle keys, and seals the frame's counts into Stats(). Held buffers
+// come from Acquire() (or a HeldBuffer, which releases on destruction) and live across frames
+// until Release(); one that is never released is a leak, and shows as allocations exceeding
+// releases and outstanding growth. In a program with a HealthMonitor, the monitor's EndFrame()
+// ends the frame of all its pools; do not call the pool's directly then.
 // Pooled and in-use bytes are running sums, so Stats() is O(1) whatever the pool's size.
 //
 // Not thread-safe: one thread (the tick thread) owns the pool. Other threads read copies of
@@ -141,7 +144,7 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A frame-scoped buffer of `count` elements, returned to the pool by the next ReleaseAll().
+  // A frame-scoped buffer of `count` elements, returned to the pool by the next EndFrame().
   // `site` must be a string with static storage (a literal): it is kept, not copied, and used
   // for attribution of held buffers. Returns an empty Buffer when count is 0 or the byte cap
   // refuses new memory.
@@ -155,19 +158,19 @@ class BufferPool {
   bool Release(BufferId id);
 
   // Ends the frame: returns every frame-scoped buffer, trims idle keys, seals the frame's stats.
-  void ReleaseAll();
+  void EndFrame();
 
   // Applies new options; a lower cap frees nothing but refuses new memory until under it.
   void SetOptions(const PoolOptions& options) { options_ = options; }
   const PoolOptions& options() const { return options_; }
 
-  // Stats as of the last ReleaseAll(); all zero before the first.
+  // Stats as of the last EndFrame(); all zero before the first.
   const PoolStats& Stats() const { return sealed_; }
 
   // The frame now being filled (the next to be sealed).
   std::uint64_t CurrentFrame() const { return frame_; }
 
-  // Calls fn(const OutstandingBuffer&) for every held buffer, which after ReleaseAll() are all
+  // Calls fn(const OutstandingBuffer&) for every held buffer, which after EndFrame() are all
   // the buffers outstanding. Site and frame are recorded for held buffers only: frame-scoped
   // ones cannot outlive their frame. O(held buffers): for diagnosis on request.
   template <typename Fn>
@@ -278,7 +281,7 @@ class BufferPool {
   std::uint64_t frame_allocations_ = 0;
   std::uint64_t frame_releases_ = 0;
   std::uint64_t held_bytes_ = 0;  // bytes of held buffers, the only ones in use between frames
-  // Running between frames; sealed into sealed_ by ReleaseAll().
+  // Running between frames; sealed into sealed_ by EndFrame().
   std::uint64_t pooled_bytes_ = 0;  // also what the byte cap compares, so kept when plain
   std::uint64_t misses_ = 0;
   std::uint64_t allocation_failures_ = 0;
@@ -295,6 +298,44 @@ class BufferPool {
     return static_cast<std::size_t>((packed * 0x9E3779B97F4A7C15ULL) >> 56);
   }
   std::array<CachedKey, kKeyCacheSize> key_cache_{};
+};
+
+// Owns one held buffer of a pool and releases it when destroyed, like a std::unique_ptr: the
+// RAII form of Acquire()/Release(). Move-only. Empty (false) when the pool refused the buffer.
+// The pool must outlive it; it is used on the pool's thread only.
+class HeldBuffer {
+ public:
+  HeldBuffer() = default;
+  HeldBuffer(BufferPool& pool, BufferFormat format, std::uint32_t count, const char* site = nullptr)
+      : pool_(&pool), buffer_(pool.Acquire(format, count, site)) {}
+  ~HeldBuffer() { Reset(); }
+  HeldBuffer(HeldBuffer&& other) noexcept
+      : pool_(std::exchange(other.pool_, nullptr)), buffer_(std::exchange(other.buffer_, {})) {}
+  HeldBuffer& operator=(HeldBuffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      pool_ = std::exchange(other.pool_, nullptr);
+      buffer_ = std::exchange(other.buffer_, {});
+    }
+    return *this;
+  }
+  HeldBuffer(const HeldBuffer&) = delete;
+  HeldBuffer& operator=(const HeldBuffer&) = delete;
+
+  const Buffer& get() const { return buffer_; }
+  const Buffer* operator->() const { return &buffer_; }
+  explicit operator bool() const { return static_cast<bool>(buffer_); }
+
+  // Returns the buffer to the pool now; the handle is empty afterwards.
+  void Reset() {
+    if (pool_ != nullptr && buffer_) pool_->Release(buffer_.id());
+    pool_ = nullptr;
+    buffer_ = {};
+  }
+
+ private:
+  BufferPool* pool_ = nullptr;
+  Buffer buffer_;
 };
 
 }  // namespace POOLWATCH_POOL_NAMESPACE

@@ -51,33 +51,51 @@ struct Verdict {
 };
 
 struct VerdictChange {
+  std::string pool;
+  std::string loop;
   std::string alert;
   Severity from = Severity::kOk;
   Severity to = Severity::kOk;
   double value = 0;
 };
 
+// What the store keeps of the latest snapshot: its pool, and the timing of the pool's loop.
+struct PoolHealth {
+  std::string loop;
+  std::chrono::nanoseconds period{};  // the loop's, for ages in seconds
+  std::uint64_t sequence = 0;         // the loop's snapshot number
+  std::chrono::system_clock::time_point time;
+  LoopStats timing;
+  PoolSnapshot pool;
+};
+
 struct DiagnosticsReport {
-  std::optional<HealthSnapshot> latest;
+  std::string pool;
+  std::optional<PoolHealth> latest;
   std::vector<Verdict> verdicts;
   std::vector<HistoryPoint> history;  // oldest first, at most history_points
 };
 
-// Receives every health snapshot and keeps what diagnosis needs: the latest snapshot (with its
-// attribution of held buffers by site), a bounded ring of history, and verdicts on the shipped
-// alert thresholds with their `for` durations, evaluated in-process so that they agree with
-// Alertmanager without Prometheus. A verdict change is reported once, to the listener.
+// Diagnosis of one pool. Receives its loop's health snapshots and keeps what diagnosis needs:
+// the pool's latest state (with its attribution of held buffers by site), a bounded ring of
+// history, and verdicts on the shipped alert thresholds with their `for` durations, evaluated
+// in-process so that they agree with Alertmanager without Prometheus (the overrun verdict is the
+// pool's loop's). A verdict change is reported once, to the listener.
 //
 // Cost per snapshot: O(conditions + log(history)), whatever the number of buffers.
-// Thread-safety: Receive() on the tick thread (the listener runs there), Report() from any.
+// Thread-safety: Receive() on the pool's loop thread (the listener runs there), Report() from
+// any thread.
 class DiagnosticsStore {
  public:
   using ChangeListener = std::function<void(const VerdictChange&)>;
 
-  explicit DiagnosticsStore(DiagnosticsOptions options = {}, ChangeListener on_change = {});
+  explicit DiagnosticsStore(std::string pool, DiagnosticsOptions options = {},
+                            ChangeListener on_change = {});
 
+  // Snapshots of loops that do not hold this pool are ignored.
   void Receive(const HealthSnapshot& snapshot);
   DiagnosticsReport Report() const;
+  const std::string& pool() const { return pool_; }
   const DiagnosticsOptions& options() const { return options_; }
 
  private:
@@ -88,15 +106,18 @@ class DiagnosticsStore {
     Verdict verdict;
   };
 
-  double ValueOf(const ThresholdCondition& condition, const HealthSnapshot& snapshot) const;
+  double ValueOf(const ThresholdCondition& condition, const PoolHealth& health) const;
   const HistoryPoint* PointAtOrAfter(std::chrono::system_clock::time_point time) const;
 
+  const std::string pool_;
   const DiagnosticsOptions options_;
   const ChangeListener on_change_;
   const std::size_t capacity_;  // history kept: enough for charts and for the longest window
 
+  std::size_t pool_index_ = 0;  // where the pool was in the last snapshot, tried first
+
   mutable std::mutex mutex_;
-  std::optional<HealthSnapshot> latest_;
+  std::optional<PoolHealth> latest_;
   std::deque<HistoryPoint> history_;
   std::chrono::system_clock::time_point next_sample_{};
   std::vector<ConditionState> conditions_;

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "poolwatch/buffer_pool.h"
@@ -37,75 +39,102 @@ class DurationHistogram {
   double sum_ = 0;
 };
 
-// The health of the runtime as of the last completed frame. The four memory fields are the
-// sprint's (poolAllocs, poolReleases, pooledBytes, poolKeyCount).
-struct HealthMetrics {
-  std::uint64_t frames = 0;    // frames executed
+// How one frame of a loop went, as its loop measured it.
+struct FrameTiming {
+  std::chrono::nanoseconds duration{};  // time spent executing the frame
+  std::chrono::nanoseconds lateness{};  // wake-up time minus the tick's deadline; < 0 counts as 0
+  bool overrun = false;                 // the frame ended after the next tick's deadline
+};
+
+// A loop's timing as of its last completed frame.
+struct LoopStats {
+  std::uint64_t frames = 0;    // frames completed
   std::uint64_t overruns = 0;  // frames that ended after the next tick's deadline
   double last_frame_seconds = 0;
   double last_tick_lateness_seconds = 0;
-
-  std::uint64_t pool_allocs = 0;     // allocations in the last completed frame
-  std::uint64_t pool_releases = 0;   // releases (in buffers) in the last completed frame
-  std::uint64_t pooled_bytes = 0;    // bytes owned by the pool, free + in use
-  std::uint64_t pool_key_count = 0;  // distinct (format, count) keys
 };
 
-// Everything the tick thread knows about the runtime's health. Owned by the tick thread.
-struct RuntimeState {
-  HealthMetrics health;
-  PoolStats pool;                             // full pool stats of the last completed frame
-  std::vector<OutstandingGroup> outstanding;  // held buffers by (site, format)
-  DurationHistogram frame_duration;
-  DurationHistogram tick_lateness;
-  std::uint64_t snapshots = 0;             // snapshots emitted so far
-  std::uint64_t last_snapshot_frames = 0;  // health.frames when the last snapshot was emitted
-};
-
-// A sealed, self-contained copy of RuntimeState after one frame, handed to subscribers.
-struct HealthSnapshot {
-  std::uint64_t sequence = 0;  // 1 for the first snapshot
-  std::chrono::system_clock::time_point time;
-  HealthMetrics health;
-  PoolStats pool;
+// One pool as of the end of a frame: its sealed stats and its held buffers by (site, format).
+struct PoolSnapshot {
+  std::string name;  // the `pool` label
+  PoolStats stats;
   std::vector<OutstandingGroup> outstanding;
+};
+
+// A sealed, self-contained copy of one loop and all its pools after one frame, handed to
+// subscribers. Every pool in it describes the same frame of the loop.
+struct HealthSnapshot {
+  std::string loop;  // the `loop` label
+  std::chrono::nanoseconds period{};
+  std::uint64_t sequence = 0;  // 1 for the loop's first snapshot
+  std::chrono::system_clock::time_point time;
+  LoopStats timing;
   DurationHistogram frame_duration;
   DurationHistogram tick_lateness;
+  std::vector<PoolSnapshot> pools;  // in the order they were added
+
+  // The pool of that name, or nullptr.
+  const PoolSnapshot* FindPool(std::string_view name) const;
 };
 
 struct HealthMonitorOptions {
+  std::string loop = "main";  // the `loop` label: 1 to 64 characters, no control characters
+  // The tick budget: SimulationLoop's period, and what the frame-duration buckets bracket.
+  std::chrono::nanoseconds period{16'666'667};
   // Emit a snapshot every this many frames (1: after every frame).
   std::uint32_t snapshot_interval_frames = 1;
 };
 
-// Records a frame's timing and pool stats into a RuntimeState and hands sealed snapshots to its
-// subscribers.
+// The monitor of one loop and its pools. EndFrame() is the one call that ends a frame: it ends
+// the frame of every pool (returning frame-scoped buffers, sealing their stats), records the
+// frame's timing, and, when due, hands a snapshot of it all to the subscribers. Stats are read
+// after they are sealed, so a snapshot describes the frame it follows.
 //
-// Thread-safety: Record*/ShouldEmitSnapshot/EmitHealthSnapshot run on the tick thread, which
-// also calls the subscribers; a subscriber must be quick and must not call back into the loop.
-// Subscribe() only before the loop starts.
+// Thread-safety: the loop's thread owns the monitor and its pools; EndFrame() runs there and
+// calls the subscribers there (a subscriber must be quick and must not call back into the
+// loop). AddPool() and Subscribe() only before the first EndFrame().
 class HealthMonitor {
  public:
   using Subscriber = std::function<void(const HealthSnapshot&)>;
 
-  explicit HealthMonitor(HealthMonitorOptions options = {}) : options_(options) {}
+  // Throws std::invalid_argument for an invalid loop name or a zero period.
+  explicit HealthMonitor(HealthMonitorOptions options = {});
+  HealthMonitor(const HealthMonitor&) = delete;
+  HealthMonitor& operator=(const HealthMonitor&) = delete;
 
-  void Subscribe(Subscriber subscriber) { subscribers_.push_back(std::move(subscriber)); }
-  void SetOptions(const HealthMonitorOptions& options) { options_ = options; }
+  // Adds a pool under a name unique in this monitor; the pool must outlive the monitor. Throws
+  // std::invalid_argument for an invalid or duplicate name, std::logic_error once frames ran.
+  void AddPool(std::string name, BufferPool& pool);
+  void Subscribe(Subscriber subscriber);
 
-  static void RecordFrameTime(RuntimeState& state, std::chrono::nanoseconds frame_time);
-  static void RecordTickLateness(RuntimeState& state, std::chrono::nanoseconds lateness);
-  static void RecordOverrun(RuntimeState& state) { ++state.health.overruns; }
-  // Reads the pool's sealed stats and its held buffers by site: call after ReleaseAll(), so
-  // they describe the frame just run. O(sites), not O(buffers).
-  static void RecordPoolStats(RuntimeState& state, const BufferPool& pool);
+  // Ends the frame of the loop and of all its pools; emits a snapshot when one is due.
+  void EndFrame(const FrameTiming& timing);
 
-  bool ShouldEmitSnapshot(const RuntimeState& state) const;
-  void EmitHealthSnapshot(RuntimeState& state);
+  // Changes how often snapshots are emitted; takes effect at the next EndFrame().
+  void SetSnapshotInterval(std::uint32_t frames) { options_.snapshot_interval_frames = frames; }
+
+  const std::string& loop() const { return options_.loop; }
+  std::chrono::nanoseconds period() const { return options_.period; }
+  const LoopStats& stats() const { return stats_; }
+  std::uint64_t snapshots() const { return snapshot_.sequence; }
+  std::vector<std::string> PoolNames() const;
 
  private:
+  struct Member {
+    std::string name;
+    BufferPool* pool;
+  };
+
+  void Emit();
+
   HealthMonitorOptions options_;
+  std::vector<Member> pools_;
   std::vector<Subscriber> subscribers_;
+  LoopStats stats_;
+  DurationHistogram frame_duration_;
+  DurationHistogram tick_lateness_;
+  std::uint64_t last_snapshot_frames_ = 0;
+  // Filled in place for every emission, so that its storage is reused: no allocation per frame.
   HealthSnapshot snapshot_;
 };
 

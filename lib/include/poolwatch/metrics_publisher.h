@@ -3,38 +3,70 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "poolwatch/health_monitor.h"
 
 namespace poolwatch {
 
-// Publishes health snapshots as the poolwatch_* Prometheus metrics (docs/metrics.md).
+struct MetricsPublisherOptions {
+  // Added to every series, e.g. {{"shard", "eu-1"}}. Names are Prometheus label names, not
+  // reserved (__*), and none of pool, loop, le; values at most 1024 bytes.
+  std::vector<std::pair<std::string, std::string>> const_labels;
+};
+
+// Publishes the snapshots of any number of loops and pools as the poolwatch_* metrics
+// (docs/metrics.md), as one prometheus::Collectable: every family appears once, with one series
+// per pool (`pool` label) or per loop (`loop` label).
 //
-// Publish() keeps a copy of the latest snapshot; Collect() builds every family from that one
-// copy, so a scrape always shows all series of the same frame, never a half-updated one.
-// Thread-safe: Publish() on the tick thread and Collect() on scrape threads may overlap; neither
-// waits on more than a copy of the snapshot.
+// Each loop's latest snapshot is kept whole and replaced whole, so every series of a pool, and
+// of its loop, comes from one sealed frame: allocations_total − releases_total equals
+// outstanding_buffers in every scrape. Pools of different loops are at their own loops' frames.
+//
+// Thread-safety: Attach() from any thread, before the attached monitor's loop runs. Each loop
+// publishes from its own thread under its own lock, held for one snapshot copy; Collect() takes
+// each loop's lock for one copy too, so a loop never waits on a scrape for longer than that,
+// nor on another loop.
 class MetricsPublisher final : public prometheus::Collectable {
  public:
-  // `pool` is the value of the `pool` label on every pool series.
-  explicit MetricsPublisher(std::string pool);
+  // Throws std::invalid_argument for a constant label that is not allowed.
+  explicit MetricsPublisher(const MetricsPublisherOptions& options = {});
 
-  void Publish(const HealthSnapshot& snapshot);
-  // A copy of the latest snapshot, or nothing before the first.
-  std::optional<HealthSnapshot> Latest() const;
-  // The latest snapshot's sequence number (0 before the first): cheap, no copy.
-  std::uint64_t Sequence() const;
+  // Publishes the monitor's snapshots from now on. Throws std::invalid_argument when a loop of
+  // the same name, or a pool of one of the same names (in any loop), is attached already: their
+  // series would be indistinguishable.
+  void Attach(HealthMonitor& monitor);
+
+  // Copies of the latest snapshot of every attached loop that has published one.
+  std::vector<HealthSnapshot> Latest() const;
+  // Snapshots published so far by all loops together: changes whenever a series may have.
+  std::uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
+  // Whether every attached loop has published (false while none is attached).
+  bool AllPublished() const;
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  const std::string pool_;
-  mutable std::mutex mutex_;
-  std::optional<HealthSnapshot> latest_;
+  struct LoopSlot {
+    std::string loop;
+    std::vector<std::string> pools;
+    mutable std::mutex mutex;
+    std::optional<HealthSnapshot> latest;
+  };
+
+  void Publish(LoopSlot& slot, const HealthSnapshot& snapshot);
+
+  const std::vector<prometheus::ClientMetric::Label> const_labels_;
+  mutable std::mutex slots_mutex_;  // guards the list; each slot's content has its own lock
+  std::vector<std::unique_ptr<LoopSlot>> slots_;
+  std::atomic<std::uint64_t> generation_{0};
 };
 
 }  // namespace poolwatch

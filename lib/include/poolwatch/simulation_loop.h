@@ -8,7 +8,6 @@
 #include <mutex>
 #include <stop_token>
 
-#include "poolwatch/buffer_pool.h"
 #include "poolwatch/health_monitor.h"
 
 namespace poolwatch {
@@ -46,34 +45,32 @@ class ManualClock final : public Clock {
   std::atomic<time_point::rep> now_;
 };
 
-struct LoopOptions {
-  std::chrono::nanoseconds period = std::chrono::nanoseconds{16'666'667};  // 60 Hz
-};
-
-// A fixed-tick loop. Each tick waits for its deadline (deadlines advance by exactly one period,
-// so work time never adds drift), then runs the frame:
+// A fixed-tick loop over a HealthMonitor and the pools it holds. Each tick waits for its
+// deadline (deadlines advance by exactly one period, the monitor's, so work time never adds
+// drift), runs the frame, then ends it with the monitor's one call:
 //
-//   executeFrame → RecordFrameTime → pool.ReleaseAll → RecordPoolStats → snapshot if due
+//   execute_frame(frame) → monitor.EndFrame(timing): every pool's EndFrame, stats, snapshot
 //
 // A frame that ends after the next deadline is an overrun. If it ends more than a whole period
 // late, the ticks it missed are skipped, not run back to back: the loop resumes on its grid
 // with at most one late tick, so a burst of slow frames cannot start a catch-up spiral.
 //
-// Thread-safety: Tick()/Run() on one thread, which then owns the pool and the monitor's
-// subscribers' calls. LastTickTime() may be read from any thread.
+// Thread-safety: Tick()/Run() on one thread, which then owns the monitor, its pools and its
+// subscribers' calls. LastTickTime() may be read from any thread. Several loops, each on its
+// own thread with its own monitor and pools, share nothing.
 class SimulationLoop {
  public:
-  using FrameFunction = std::function<void(BufferPool& pool, std::uint64_t frame)>;
+  // Runs one frame; `frame` counts from 0. The pools are the ones the frame function knows.
+  using FrameFunction = std::function<void(std::uint64_t frame)>;
 
-  SimulationLoop(LoopOptions options, Clock& clock, BufferPool& pool, HealthMonitor& monitor,
-                 FrameFunction execute_frame);
+  SimulationLoop(Clock& clock, HealthMonitor& monitor, FrameFunction execute_frame);
 
   // Runs one tick. False if stop was requested while waiting for the deadline (no frame ran).
   bool Tick(const std::stop_token& stop = {});
   // Ticks until stop is requested; a frame under way is finished first.
   void Run(const std::stop_token& stop);
 
-  const RuntimeState& state() const { return state_; }
+  const LoopStats& stats() const { return monitor_.stats(); }
   Clock::time_point next_deadline() const { return deadline_; }
   // End of the last completed frame; the epoch before the first.
   Clock::time_point LastTickTime() const {
@@ -81,12 +78,9 @@ class SimulationLoop {
   }
 
  private:
-  LoopOptions options_;
   Clock& clock_;
-  BufferPool& pool_;
   HealthMonitor& monitor_;
   FrameFunction execute_frame_;
-  RuntimeState state_;
   bool started_ = false;
   Clock::time_point deadline_{};
   std::atomic<Clock::time_point::rep> last_tick_{0};

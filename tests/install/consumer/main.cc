@@ -13,17 +13,17 @@
 int main() {
   using namespace std::chrono_literals;
   poolwatch::BufferPool pool;
-  poolwatch::HealthMonitor monitor;
-  poolwatch::MetricsPublisher publisher("consumer");
-  monitor.Subscribe([&](const poolwatch::HealthSnapshot& s) { publisher.Publish(s); });
+  poolwatch::HealthMonitor monitor({.loop = "sim", .period = 1ms});
+  monitor.AddPool("consumer", pool);
+  poolwatch::MetricsPublisher publisher;
+  publisher.Attach(monitor);
   poolwatch::ManualClock clock;
-  poolwatch::SimulationLoop loop(
-      {1ms}, clock, pool, monitor, [&](poolwatch::BufferPool& p, std::uint64_t frame) {
-        poolwatch::Buffer scratch = p.Alloc(poolwatch::BufferFormat::kF32, 256, "consumer.scratch");
-        std::ranges::fill(scratch.As<float>(), static_cast<float>(frame));
-        if (frame % 10 == 0) p.Acquire(poolwatch::BufferFormat::kU8, 64, "consumer.leak");
-        clock.Advance(100us);
-      });
+  poolwatch::SimulationLoop loop(clock, monitor, [&](std::uint64_t frame) {
+    poolwatch::Buffer scratch = pool.Alloc(poolwatch::BufferFormat::kF32, 256, "consumer.scratch");
+    std::ranges::fill(scratch.As<float>(), static_cast<float>(frame));
+    if (frame % 10 == 0) pool.Acquire(poolwatch::BufferFormat::kU8, 64, "consumer.leak");
+    clock.Advance(100us);
+  });
   for (int i = 0; i < 100; ++i) loop.Tick();
   std::cout << "# poolwatch " << poolwatch::kVersion << "\n"
             << prometheus::TextSerializer().Serialize(publisher.Collect());

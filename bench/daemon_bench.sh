@@ -110,7 +110,7 @@ sleep "$load"
 curl -fsS "$url" > "$work/idle1"
 idle_p50=$(quantile 0.5 "$work/idle0" "$work/idle1" poolwatch_tick_lateness_seconds)
 idle_p99=$(quantile 0.99 "$work/idle0" "$work/idle1" poolwatch_tick_lateness_seconds)
-idle_overruns=$(awk '$1=="poolwatch_frame_overruns_total"{v[FILENAME]=$2} END{print v[ARGV[2]]-v[ARGV[1]]}' "$work/idle0" "$work/idle1")
+idle_overruns=$(awk 'index($1,"poolwatch_frame_overruns_total{")==1{v[FILENAME]=$2} END{print v[ARGV[2]]-v[ARGV[1]]}' "$work/idle0" "$work/idle1")
 
 # /metrics under wrk, with the tick loop's view of the same period.
 curl -fsS "$url" > "$work/load0"
@@ -118,7 +118,7 @@ read -r pw_rps pw_p50 pw_p99 < <(wrk_run "$url")
 curl -fsS "$url" > "$work/load1"
 load_p50=$(quantile 0.5 "$work/load0" "$work/load1" poolwatch_tick_lateness_seconds)
 load_p99=$(quantile 0.99 "$work/load0" "$work/load1" poolwatch_tick_lateness_seconds)
-load_overruns=$(awk '$1=="poolwatch_frame_overruns_total"{v[FILENAME]=$2} END{print v[ARGV[2]]-v[ARGV[1]]}' "$work/load0" "$work/load1")
+load_overruns=$(awk 'index($1,"poolwatch_frame_overruns_total{")==1{v[FILENAME]=$2} END{print v[ARGV[2]]-v[ARGV[1]]}' "$work/load0" "$work/load1")
 rss=$(metric process_resident_memory_bytes "$url")
 pooled=$(metric poolwatch_pool_pooled_bytes "$url")
 body_bytes=$(curl -fsS "$url" | wc -c)
@@ -144,8 +144,8 @@ for ((i = 0; i < soak; i++)); do curl -fsS -o /dev/null "$url"; sleep 1; done
 curl -fsS "$url" > "$work/soak"
 rss1=$(awk '$1=="process_resident_memory_bytes"{print $2}' "$work/soak")
 outstanding=$(awk 'index($1,"poolwatch_pool_outstanding_buffers{")==1{print $2}' "$work/soak")
-soak_frames=$(awk '$1=="poolwatch_frames_total"{print $2}' "$work/soak")
-soak_overruns=$(awk '$1=="poolwatch_frame_overruns_total"{print $2}' "$work/soak")
+soak_frames=$(awk 'index($1,"poolwatch_frames_total{")==1{print $2}' "$work/soak")
+soak_overruns=$(awk 'index($1,"poolwatch_frame_overruns_total{")==1{print $2}' "$work/soak")
 stop_pid "$pw_pid"
 
 ratio=$(awk -v a="$pw_rps" -v b="$ne_rps" 'BEGIN { printf "%.1f", a / b }')

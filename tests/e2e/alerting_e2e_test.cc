@@ -211,13 +211,14 @@ TEST_F(AlertingEndToEnd, LeakFiresTheImbalanceAlertAndTheWebhookReceivesIt) {
   EXPECT_TRUE(delivered);
 }
 
-// In the process with three pools, only the leaking one alerts: not its steady neighbour in the
-// same loop, not the spiking pool of the other loop, and no loop alert.
+// In the process with three pools, only the leaking one alerts: no pool alert for its steady
+// neighbour in the same loop, nor for the spiking pool of the other loop. (Loop alerts are about
+// timing, which depends on the machine: under TSan the frames overrun.)
 TEST_F(AlertingEndToEnd, OnlyTheLeakingPoolOfAManyPoolProcessAlerts) {
   ASSERT_TRUE(WaitForAlert("PoolwatchPoolImbalance", "leak", "critical", "physics"));
   ASSERT_TRUE(Eventually([] { return Elapsed() > 10; }, 30s));
   const json others = Query(R"(ALERTS{instance=")" + instance_["leak"] +
-                            R"(", alertname=~"Poolwatch.*", pool!="physics"})");
+                            R"(", alertname=~"PoolwatchPool.*", pool!="physics"})");
   ASSERT_EQ(others["status"], "success") << others.dump();
   EXPECT_TRUE(others["data"]["result"].empty()) << others.dump(2);
   for (const json& alert : AlertmanagerAlerts("PoolwatchPoolImbalance", instance_["leak"])) {
@@ -225,9 +226,11 @@ TEST_F(AlertingEndToEnd, OnlyTheLeakingPoolOfAManyPoolProcessAlerts) {
   }
   for (const auto& request : webhook_->Requests()) {
     if (request.method != "POST") continue;
-    for (const json& alert : json::parse(request.body)["alerts"]) {
-      if (alert["labels"]["instance"] != instance_["leak"]) continue;
-      EXPECT_EQ(alert["labels"]["pool"], "physics") << alert.dump(2);
+    const json body = json::parse(request.body);
+    for (const json& alert : body["alerts"]) {
+      const json& labels = alert["labels"];
+      if (labels["instance"] != instance_["leak"] || !labels.contains("pool")) continue;
+      EXPECT_EQ(labels["pool"], "physics") << alert.dump(2);
     }
   }
   // ...although all three pools and both loops are scraped and moving.

@@ -387,6 +387,21 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
+// docs/metrics.md: samples per scrape = 10 + 12 × pools + 31 × loops (Prometheus adds 5 more
+// series per target). A new family or bucket changes the formula, and this says so.
+TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
+  const auto samples = [&] {
+    const HttpResult result = HttpGet(port_, "/metrics");
+    EXPECT_EQ(result.status, 200U);
+    return ParseSamples(result.body).size();
+  };
+  Start(ConfigJson("steady"));
+  EXPECT_EQ(samples(), 10U + 12 * 1 + 31 * 1);
+  daemon_.reset();
+  Start(ManyPoolsJson("steady", "leak"));
+  EXPECT_EQ(samples(), 10U + 12 * 3 + 31 * 2);
+}
+
 TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {
   Start(ManyPoolsJson("steady", "steady"));
   dir_.Write("poolwatchd.json", ManyPoolsJson("steady", "leak"));
@@ -412,11 +427,13 @@ TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {
   })) << "physics stopped leaking: the refused config was applied";
 }
 
-TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfig) {
-  const RunResult run =
-      RunPoolwatchd({"--check-config", "--config", POOLWATCH_SOURCE_DIR "/config/poolwatchd.json"});
-  EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find(": OK"), std::string::npos);
+TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfigs) {
+  for (const char* config : {"config/poolwatchd.json", "config/examples/game-server.json"}) {
+    const RunResult run = RunPoolwatchd(
+        {"--check-config", "--config", std::string(POOLWATCH_SOURCE_DIR "/") + config});
+    EXPECT_EQ(run.exit_code, 0) << config << ": " << run.output;
+    EXPECT_NE(run.output.find(": OK"), std::string::npos) << config;
+  }
 }
 
 TEST(DaemonCliTest, BadFlagsExitTwoAndHelpAndVersionExitZero) {

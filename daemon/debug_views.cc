@@ -195,6 +195,16 @@ Severity Worst(const DiagnosticsReport& report) {
   return worst;
 }
 
+// "ok", "warning", or "ok, critical pending": a level on its way is worth seeing in the overview.
+std::string WorstText(const DiagnosticsReport& report) {
+  const Severity worst = Worst(report);
+  Severity pending = Severity::kOk;
+  for (const Verdict& v : report.verdicts) pending = std::max(pending, v.pending);
+  std::string text(SeverityName(worst));
+  if (pending > worst) text.append(", ").append(SeverityName(pending)).append(" pending");
+  return text;
+}
+
 json PoolJson(const DiagnosticsReport& report) {
   json out;
   out["pool"] = report.pool;
@@ -380,7 +390,7 @@ std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports) {
       continue;
     }
     const PoolStats& p = r.latest->pool.stats;
-    html << "<td>" << Escape(r.latest->loop) << "</td><td>" << SeverityName(worst)
+    html << "<td>" << Escape(r.latest->loop) << "</td><td>" << WorstText(r)
          << "</td><td class=\"num\">" << Bytes(static_cast<double>(p.pooled_bytes))
          << "</td><td class=\"num\">" << Bytes(static_cast<double>(p.in_use_bytes))
          << "</td><td class=\"num\">" << p.outstanding_buffers << "</td><td class=\"num\">"

@@ -173,6 +173,11 @@ TEST_F(DebugEndpointsTest, EveryPoolHasItsOwnDiagnosisAndSection) {
         << pool;
   }
   EXPECT_NE(page.body.find("<svg id=\"chart-bytes-2\""), std::string::npos);
+  // The overview row of the leaking pool says what is coming (`for` is 5 minutes).
+  const auto row = page.body.find("<tr class=\"ok\" data-pool=\"physics\">");
+  ASSERT_NE(row, std::string::npos) << page.body;
+  const std::string physics_row = page.body.substr(row, page.body.find("</tr>", row) - row);
+  EXPECT_NE(physics_row.find("<td>ok, critical pending</td>"), std::string::npos) << physics_row;
 }
 
 }  // namespace

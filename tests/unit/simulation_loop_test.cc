@@ -16,13 +16,13 @@ class SimulationLoopTest : public ::testing::Test {
   // Each frame allocates `allocs` buffers and takes `work[frame]` (or 1 ms) of clock time.
   SimulationLoop MakeLoop(std::vector<milliseconds> work = {}) {
     work_ = std::move(work);
-    return SimulationLoop(clock_, monitor_, [this](std::uint64_t frame) {
-      frames_seen_.push_back(frame);
-      starts_.push_back(clock_.Now());
-      for (int i = 0; i < allocs_; ++i) pool_.Alloc(BufferFormat::kF32, 8);
-      if (leak_) pool_.Acquire(BufferFormat::kF32, 8, "test.leak");
-      clock_.Advance(frame < work_.size() ? work_[frame] : 1ms);
-    });
+    return {clock_, monitor_, [this](std::uint64_t frame) {
+              frames_seen_.push_back(frame);
+              starts_.push_back(clock_.Now());
+              for (int i = 0; i < allocs_; ++i) pool_.Alloc(BufferFormat::kF32, 8);
+              if (leak_) pool_.Acquire(BufferFormat::kF32, 8, "test.leak");
+              clock_.Advance(frame < work_.size() ? work_[frame] : 1ms);
+            }};
   }
 
   static HealthMonitorOptions Options() {

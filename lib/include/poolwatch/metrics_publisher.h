@@ -39,9 +39,10 @@ class MetricsPublisher final : public prometheus::Collectable {
   // Throws std::invalid_argument for a constant label that is not allowed.
   explicit MetricsPublisher(const MetricsPublisherOptions& options = {});
 
-  // Publishes the monitor's snapshots from now on. Throws std::invalid_argument when a loop of
-  // the same name, or a pool of one of the same names (in any loop), is attached already: their
-  // series would be indistinguishable.
+  // Publishes the monitor's snapshots from now on: the monitor calls the publisher, which must
+  // therefore outlive the loop's running (stop the loop first, as with any subscriber). Throws
+  // std::invalid_argument when a loop of the same name, or a pool of one of the same names (in
+  // any loop), is attached already: their series would be indistinguishable.
   void Attach(HealthMonitor& monitor);
 
   // Copies of the latest snapshot of every attached loop that has published one.

@@ -76,7 +76,8 @@ Runs the poolwatch reference simulation on a fixed tick and serves its buffer-po
 metrics for Prometheus.
 
 Options:
-  --config FILE       JSON configuration (default: config/poolwatchd.json)
+  --config FILE       JSON configuration (default: the built-in defaults, which the shipped
+                      config/poolwatchd.json states)
   --check-config      validate the configuration, print the verdict, exit 0 or 2
   --listen ADDR:PORT  listen address, overrides http.listen (":9720" = all interfaces)
   --web.config.file FILE

@@ -15,7 +15,7 @@ class UsageError : public std::runtime_error {
 };
 
 struct CliOptions {
-  std::string config_path = "config/poolwatchd.json";
+  std::string config_path;  // empty: the built-in defaults (what config/poolwatchd.json states)
   bool check_config = false;
   bool print_rules = false;
   bool healthcheck = false;

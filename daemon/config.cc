@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -134,6 +135,13 @@ class ObjectReader {
 
 constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 
+bool HasControlCharacters(std::string_view text) {
+  return std::ranges::any_of(text, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+}
+
 void ReadHttp(ObjectReader& http, HttpOptions& out) {
   http.String(
       "listen", out.listen,
@@ -150,7 +158,10 @@ void ReadHttp(ObjectReader& http, HttpOptions& out) {
   http.Seconds("header_timeout_seconds", out.header_timeout, 0.1, 3600);
   http.Seconds("idle_timeout_seconds", out.idle_timeout, 0.1, 3600);
   http.Integer("max_connections", out.max_connections, 1, 100000);
-  http.String("web_config_file", out.web_config_file);
+  http.String(
+      "web_config_file", out.web_config_file,
+      [](const std::string& s) { return !HasControlCharacters(s); },
+      "a file name without control characters");
 }
 
 void ReadLog(ObjectReader& log, LogOptions& out) {
@@ -339,7 +350,7 @@ std::string ReadConfigFile(const std::string& path) {
 }
 
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
-  Config config = ParseConfig(ReadConfigFile(path), path);
+  Config config = path.empty() ? Config{} : ParseConfig(ReadConfigFile(path), path);
 
   if (overrides.listen) {
     ParseListenAddress(*overrides.listen, "--listen");
@@ -352,7 +363,12 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
         pool.workload.scenario = *ParseScenario(*overrides.scenario);
     }
   }
+  const char* web_key = "http.web_config_file";
   if (overrides.web_config_file) {
+    web_key = "--web.config.file";
+    if (HasControlCharacters(*overrides.web_config_file)) {
+      throw ConfigError("--web.config.file: must be a file name without control characters");
+    }
     config.http.web_config_file = *overrides.web_config_file;
   } else if (!config.http.web_config_file.empty()) {
     // Relative to the config file, as the web config's own file names are to it.
@@ -362,7 +378,11 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
     }
   }
   if (!config.http.web_config_file.empty()) {
-    config.web = LoadWebSecurity(config.http.web_config_file);
+    try {
+      config.web = LoadWebSecurity(config.http.web_config_file);
+    } catch (const ConfigError& e) {
+      throw ConfigError(std::string(web_key) + ": " + e.what());
+    }
   }
   return config;
 }

@@ -28,8 +28,6 @@ class ConfigError : public std::runtime_error {
 enum class LogFormat : std::uint8_t { kText, kJson };
 
 struct HttpOptions {
-  friend bool operator==(const HttpOptions&, const HttpOptions&) = default;
-
   std::string listen = ":9720";
   std::size_t max_request_bytes = 8192;  // request line, headers and body together
   std::chrono::milliseconds header_timeout{10'000};
@@ -38,11 +36,15 @@ struct HttpOptions {
   // The exporter-toolkit web config (TLS, basic auth); empty: plain HTTP, no auth. A relative
   // name in the config file is relative to that file.
   std::string web_config_file;
+
+  friend bool operator==(const HttpOptions&, const HttpOptions&) = default;
 };
 
 struct LogOptions {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
   LogFormat format = LogFormat::kText;
+
+  friend bool operator==(const LogOptions&, const LogOptions&) = default;
 };
 
 // One pool of a loop: `loops[].pools[]`, or the single-pool form's `pool` and `workload`.
@@ -50,6 +52,8 @@ struct PoolConfig {
   std::string name = "reference";
   PoolOptions options{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
   WorkloadOptions workload;
+
+  friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };
 
 // One loop, on its own tick thread: `loops[]`, or the single-pool form's `loop`.
@@ -62,6 +66,8 @@ struct LoopConfig {
   std::chrono::nanoseconds TickPeriod() const {
     return std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 / tick_hz)};
   }
+
+  friend bool operator==(const LoopConfig&, const LoopConfig&) = default;
 };
 
 inline constexpr std::size_t kMaxLoops = 32;
@@ -75,6 +81,8 @@ struct Config {
   DiagnosticsOptions diagnostics;
   // http.web_config_file, loaded: null when there is none. Set by LoadConfig, not ParseConfig.
   std::shared_ptr<const WebSecurity> web;
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 // Flags that override the file (and keep overriding it on every reload).
@@ -96,8 +104,9 @@ Config ParseConfig(std::string_view text, std::string_view origin = "config");
 // The content of a config file of at most kMaxConfigBytes. Throws ConfigError naming the file.
 std::string ReadConfigFile(const std::string& path);
 
-// Reads, parses and validates the file, then applies the overrides and loads the web config
-// file if one is named. Throws ConfigError.
+// Reads, parses and validates the file (an empty path: the built-in defaults, which the shipped
+// config/poolwatchd.json states), then applies the overrides and loads the web config file if
+// one is named. Throws ConfigError.
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides = {});
 
 // Host and port of a listen address: "HOST:PORT", "[V6]:PORT", or ":PORT" for all interfaces.

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cli.check_config) {
-    std::cout << cli.config_path << ": OK\n";
+    std::cout << (cli.config_path.empty() ? "built-in defaults" : cli.config_path) << ": OK\n";
     return 0;
   }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, checks formatting and lint, runs every
 # test (unit, integration, end to end with real Prometheus and Alertmanager, a real browser),
-# then again under ASan+UBSan and under TSan, then libFuzzer on the config and request parsers,
-# then the container image (scripts/container-test.sh).
+# then a plain Release build (as a packager's: no -Werror, and no warning at -O3), then again
+# under ASan+UBSan and under TSan, then libFuzzer on the config and request parsers, then the
+# container image (scripts/container-test.sh).
 #   scripts/test.sh          everything (what CI runs)
 #   scripts/test.sh --quick  skip clang-tidy, the sanitizer builds, fuzzing and the container
 set -euo pipefail
@@ -34,6 +35,18 @@ echo "== unit, integration and end-to-end tests"
 ctest --preset dev --parallel "$jobs"
 
 if ! $quick; then
+  echo "== plain Release build, as a packager runs it: no preset, no -Werror, no warning at -O3"
+  cmake -S . -B build/plain -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  if grep -q -- '-Werror' build/plain/compile_commands.json; then
+    echo "a plain build must not turn warnings into errors" >&2
+    exit 1
+  fi
+  cmake --build build/plain 2>&1 | tee build/plain/build.log
+  if grep -q 'warning:' build/plain/build.log; then
+    echo "the Release build (-O3) warns; see above" >&2
+    exit 1
+  fi
+
   for preset in asan tsan; do
     echo "== $preset: build and run the suites under the sanitizer"
     cmake --preset "$preset" >/dev/null

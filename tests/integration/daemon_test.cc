@@ -447,6 +447,21 @@ TEST(DaemonCliTest, BadFlagsExitTwoAndHelpAndVersionExitZero) {
   EXPECT_TRUE(version.output.starts_with("poolwatchd ")) << version.output;
 }
 
+// Without --config, from a directory with no config/ below it: the built-in defaults.
+TEST(DaemonCliTest, WithoutAConfigFileItRunsOnTheBuiltInDefaults) {
+  const RunResult check = RunPoolwatchd({"--check-config"});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "built-in defaults: OK\n");
+
+  DaemonProcess daemon({"--listen", "127.0.0.1:0"});
+  const std::uint16_t port = daemon.Port();
+  ASSERT_NE(port, 0) << daemon.Log();
+  ASSERT_TRUE(Eventually([&] { return HttpGet(port, "/readyz").status == 200; })) << daemon.Log();
+  const auto samples = ParseSamples(HttpGet(port, "/metrics").body);
+  EXPECT_TRUE(samples.contains("poolwatch_pool_keys{pool=\"reference\"}"));
+  EXPECT_TRUE(samples.contains("poolwatch_frames_total{loop=\"main\"}"));
+}
+
 TEST(DaemonCliTest, MissingConfigFileExitsTwo) {
   const RunResult run = RunPoolwatchd({"--config", "/nonexistent.json"});
   EXPECT_EQ(run.exit_code, 2);

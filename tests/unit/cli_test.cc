@@ -7,7 +7,7 @@ namespace {
 
 TEST(CliTest, DefaultsWithoutArguments) {
   const CliOptions options = ParseCommandLine({});
-  EXPECT_EQ(options.config_path, "config/poolwatchd.json");
+  EXPECT_EQ(options.config_path, "");  // the built-in defaults
   EXPECT_FALSE(options.check_config);
   EXPECT_FALSE(options.overrides.listen);
 }

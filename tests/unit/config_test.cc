@@ -40,6 +40,48 @@ TEST(ConfigTest, ShippedDefaultConfigIsValid) {
   EXPECT_EQ(config.loops[0].pools.at(0).name, "reference");
 }
 
+// poolwatchd without --config runs on the built-in defaults; the shipped file states exactly
+// those, so that editing a copy of it starts from what runs.
+TEST(ConfigTest, ShippedDefaultConfigStatesTheBuiltInDefaults) {
+  const Config shipped = LoadConfig(POOLWATCH_SOURCE_DIR "/config/poolwatchd.json");
+  const Config built_in = LoadConfig("");
+  EXPECT_TRUE(shipped == built_in) << "config/poolwatchd.json and Config{} differ";
+  Config changed = built_in;
+  changed.loops[0].pools[0].workload.spike_factor += 1;
+  EXPECT_FALSE(changed == built_in);  // the comparison sees nested fields
+}
+
+TEST(ConfigTest, AnUnusableWebConfigFileIsNamedByItsKey) {
+  const auto dir = std::filesystem::temp_directory_path() / "poolwatch_config_web_test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "poolwatchd.json") << R"({"http": {"web_config_file": "missing.yml"}})";
+  try {
+    LoadConfig((dir / "poolwatchd.json").string());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_TRUE(message.starts_with("http.web_config_file: ")) << message;
+    EXPECT_NE(message.find("missing.yml: cannot be opened for reading"), std::string::npos)
+        << message;
+  }
+  ConfigOverrides overrides;
+  overrides.web_config_file = (dir / "absent.yml").string();
+  try {
+    LoadConfig("", overrides);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(std::string(e.what()).starts_with("--web.config.file: ")) << e.what();
+  }
+  overrides.web_config_file = std::string(3, '\0');
+  try {
+    LoadConfig("", overrides);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--web.config.file: must be a file name without control characters");
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ConfigTest, EveryKeyIsRead) {
   const Config config = ParseConfig(R"({
     "http": {"listen": "127.0.0.1:1234", "max_request_bytes": 4096, "header_timeout_seconds": 2.5,
@@ -162,6 +204,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{
             R"({"pool": {"name": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
             "pool.name: must be a string of 1 to 64"},
+        BadConfig{R"({"http": {"web_config_file": "\u0000\u0000"}})",
+                  "http.web_config_file: must be a file name without control characters"},
         // The loops form.
         BadConfig{R"({"loops": [{"name": "main"}], "pool": {}})",
                   "loops: cannot be combined with pool"},

@@ -19,6 +19,8 @@ struct Bound {
 
   bool Holds(double x) const { return op == Op::kGreater ? x > value : x >= value; }
   std::string PromQL() const;  // e.g. "> 52428800"
+
+  friend bool operator==(const Bound&, const Bound&) = default;
 };
 
 // The sprint's alert thresholds: the one definition from which both the Prometheus rule file
@@ -41,6 +43,8 @@ struct AlertThresholds {
   Bound overrun_ratio_critical{Bound::Op::kGreater, 0.10};
   std::uint32_t overrun_window_seconds = 300;
   std::uint32_t overrun_for_seconds = 600;
+
+  friend bool operator==(const AlertThresholds&, const AlertThresholds&) = default;
 };
 
 // What a pool threshold condition measures.

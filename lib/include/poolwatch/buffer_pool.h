@@ -62,6 +62,8 @@ struct PoolOptions {
   // Free buffers of a key not used for this many frames are freed at EndFrame(); a key left
   // with no buffers at all disappears. 0 disables trimming.
   std::uint32_t trim_idle_frames = 0;
+
+  friend bool operator==(const PoolOptions&, const PoolOptions&) = default;
 };
 
 // Allocations and releases of one completed frame.

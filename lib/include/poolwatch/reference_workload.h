@@ -27,6 +27,8 @@ struct WorkloadOptions {
   std::uint32_t bloat_every_frames = 30;     // bloat: frames between domain changes
   std::uint32_t spike_every_frames = 120;    // spike: frames between bursts
   std::uint32_t spike_factor = 8;            // spike: extra buffers per burst, × the usual
+
+  friend bool operator==(const WorkloadOptions&, const WorkloadOptions&) = default;
 };
 
 // The daemon's reference simulation: particles under gravity and drag, bouncing in a box,

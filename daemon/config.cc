@@ -90,8 +90,7 @@ class ObjectReader {
 
   // Reads each object of the array at `key`, if present, with `read`; the array must hold 1 to
   // `max` of them. Paths name the element: "loops[1].tick_hz".
-  void Array(const char* key, std::size_t max,
-             const std::function<void(ObjectReader&, std::size_t)>& read) {
+  void Array(const char* key, std::size_t max, const std::function<void(ObjectReader&)>& read) {
     const json* value = Find(key);
     if (value == nullptr) return;
     if (!value->is_array() || value->empty() || value->size() > max) {
@@ -99,7 +98,7 @@ class ObjectReader {
     }
     for (std::size_t i = 0; i < value->size(); ++i) {
       ObjectReader element((*value)[i], Path(key) + "[" + std::to_string(i) + "]");
-      read(element, i);
+      read(element);
       element.Finish();
     }
   }
@@ -287,25 +286,22 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
   reader.Object("http", [&](ObjectReader& http) { ReadHttp(http, config.http); });
   reader.Object("log", [&](ObjectReader& log) { ReadLog(log, config.log); });
 
-  const std::vector<std::string> single = {"loop", "pool", "workload"};
-  std::vector<std::string> given;
-  for (const std::string& key : single) {
-    if (reader.Has(key.c_str())) given.push_back(key);
-  }
   if (reader.Has("loops")) {
-    if (!given.empty()) {
-      std::string keys;
-      for (const std::string& key : given) keys += (keys.empty() ? "" : ", ") + key;
-      throw ConfigError("loops: cannot be combined with " + keys +
+    std::string single_form;  // the single-pool form's keys given beside loops
+    for (const char* key : {"loop", "pool", "workload"}) {
+      if (reader.Has(key)) single_form.append(single_form.empty() ? "" : ", ").append(key);
+    }
+    if (!single_form.empty()) {
+      throw ConfigError("loops: cannot be combined with " + single_form +
                         " (the single-pool form); give each loop's settings inside loops[]");
     }
     config.loops.clear();
-    reader.Array("loops", kMaxLoops, [&](ObjectReader& loop_reader, std::size_t) {
+    reader.Array("loops", kMaxLoops, [&](ObjectReader& loop_reader) {
       LoopConfig& loop = config.loops.emplace_back();
       loop.pools.clear();
       ReadName(loop_reader, loop.name);
       ReadLoopTiming(loop_reader, loop);
-      loop_reader.Array("pools", kMaxPoolsPerLoop, [&](ObjectReader& pool_reader, std::size_t) {
+      loop_reader.Array("pools", kMaxPoolsPerLoop, [&](ObjectReader& pool_reader) {
         PoolConfig& pool = loop.pools.emplace_back();
         ReadName(pool_reader, pool.name);
         ReadPoolOptions(pool_reader, pool.options);

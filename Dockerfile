@@ -8,6 +8,7 @@ RUN scripts/install-deps.sh build
 COPY CMakeLists.txt CMakePresets.json ./
 COPY cmake cmake
 COPY lib lib
+COPY exporter exporter
 COPY daemon daemon
 RUN cmake --preset release \
  && cmake --build --preset release --target poolwatchd \

@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "poolwatch/version.h"
+
 namespace poolwatch::daemon {
 
 CliOptions ParseCommandLine(const std::vector<std::string>& args) {
@@ -67,6 +69,11 @@ CliOptions ParseCommandLine(const std::vector<std::string>& args) {
     }
   }
   return options;
+}
+
+std::string VersionText() {
+  return std::string("poolwatchd ") + kVersion + " (revision " + kRevision + ", " + kCompiler +
+         ")\n";
 }
 
 std::string UsageText() {

@@ -28,5 +28,7 @@ struct CliOptions {
 CliOptions ParseCommandLine(const std::vector<std::string>& args);
 
 std::string UsageText();
+// "poolwatchd 0.1.0 (revision abc, GCC 12.2.0)\n"
+std::string VersionText();
 
 }  // namespace poolwatch::daemon

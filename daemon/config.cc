@@ -1,10 +1,8 @@
 #include "config.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -13,7 +11,6 @@
 #include <sstream>
 
 #include "poolwatch/names.h"
-#include "web_config.h"
 
 namespace poolwatch::daemon {
 
@@ -241,30 +238,6 @@ bool IsLogLevel(std::string_view level) {
   return false;
 }
 
-ListenAddress ParseListenAddress(std::string_view text, std::string_view key) {
-  const auto fail = [&] {
-    throw ConfigError(std::string(key) + ": must be HOST:PORT, [IPV6]:PORT or :PORT, got \"" +
-                      std::string(text) + "\"");
-  };
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) fail();
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    fail();  // a bare IPv6 literal is ambiguous
-  }
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
-      port > 65535) {
-    fail();
-  }
-  return {std::string(host), static_cast<std::uint16_t>(port)};
-}
-
 Config ParseConfig(std::string_view text, std::string_view origin) {
   if (text.size() > kMaxConfigBytes) {
     throw ConfigError(std::string(origin) + ": larger than " + std::to_string(kMaxConfigBytes) +
@@ -329,22 +302,6 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
   return config;
 }
 
-std::string ReadConfigFile(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    throw ConfigError(path + ": not a regular file");
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw ConfigError(path + ": cannot be opened for reading");
-  std::string text;
-  // Read at most one byte past the limit: a huge or endless file is refused, not slurped.
-  text.resize(kMaxConfigBytes + 1);
-  file.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (file.bad()) throw ConfigError(path + ": read error");
-  text.resize(static_cast<std::size_t>(file.gcount()));
-  return text;
-}
-
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
   Config config = path.empty() ? Config{} : ParseConfig(ReadConfigFile(path), path);
 
@@ -375,7 +332,7 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
   }
   if (!config.http.web_config_file.empty()) {
     try {
-      config.web = LoadWebSecurity(config.http.web_config_file);
+      config.web = exporter::LoadWebSecurity(config.http.web_config_file);
     } catch (const ConfigError& e) {
       throw ConfigError(std::string(web_key) + ": " + e.what());
     }

@@ -3,10 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "logging.h"
-#include "poolwatch/version.h"
+#include "poolwatch/buffer_pool.h"
+#include "poolwatch/health_monitor.h"
+#include "poolwatch/simulation_loop.h"
+#include "reference_workload.h"
 
 namespace poolwatch::daemon {
 
@@ -16,13 +21,24 @@ double UnixSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Logged once per transition, never per frame.
-void LogVerdictChange(const VerdictChange& change) {
-  const auto level = change.to == Severity::kCritical  ? spdlog::level::err
-                     : change.to == Severity::kWarning ? spdlog::level::warn
-                                                       : spdlog::level::info;
-  spdlog::log(level, "pool {} (loop {}): {}: {} -> {} (value {})", change.pool, change.loop,
-              change.alert, SeverityName(change.from), SeverityName(change.to), change.value);
+// The exporter's log lines, in poolwatchd's log.
+void LogFromExporter(exporter::LogLevel level, std::string_view message) {
+  using enum exporter::LogLevel;
+  spdlog::log(level == kError     ? spdlog::level::err
+              : level == kWarning ? spdlog::level::warn
+              : level == kInfo    ? spdlog::level::info
+                                  : spdlog::level::debug,
+              "{}", message);
+}
+
+exporter::Options ExporterOptions(const Config& config) {
+  exporter::Options options;
+  options.http = config.http;
+  options.web = config.web;
+  options.diagnostics = config.diagnostics;
+  options.server_name = "poolwatchd";
+  options.log = LogFromExporter;
+  return options;
 }
 
 // "main[render, physics], audio[audio]": what a reload may not change.
@@ -55,32 +71,25 @@ const LoopConfig* FindLoop(const std::vector<LoopConfig>& loops, const std::stri
 }  // namespace
 
 struct Daemon::PoolRuntime {
-  PoolRuntime(const PoolConfig& config, const DiagnosticsOptions& diagnostics_options)
-      : name(config.name),
-        pool(config.options),
-        workload(config.workload),
-        diagnostics(config.name, diagnostics_options, LogVerdictChange) {}
+  explicit PoolRuntime(const PoolConfig& config)
+      : name(config.name), pool(config.options), workload(config.workload) {}
 
   const std::string name;
   BufferPool pool;
   ReferenceWorkload workload;
-  DiagnosticsStore diagnostics;
 };
 
 // A loop and its pools, owned by its tick thread once started.
 struct Daemon::LoopRuntime {
-  LoopRuntime(const LoopConfig& loop_config, const DiagnosticsOptions& diagnostics_options)
+  explicit LoopRuntime(const LoopConfig& loop_config)
       : config(loop_config),
         monitor({.loop = loop_config.name,
                  .period = loop_config.TickPeriod(),
                  .snapshot_interval_frames = loop_config.snapshot_interval_frames}),
         loop(clock, monitor, [this](std::uint64_t frame) { RunFrame(frame); }) {
     for (const PoolConfig& pool_config : loop_config.pools) {
-      auto& pool =
-          pools.emplace_back(std::make_unique<PoolRuntime>(pool_config, diagnostics_options));
+      auto& pool = pools.emplace_back(std::make_unique<PoolRuntime>(pool_config));
       monitor.AddPool(pool->name, pool->pool);
-      monitor.Subscribe(
-          [&store = pool->diagnostics](const HealthSnapshot& s) { store.Receive(s); });
     }
     monitor.Subscribe([](const HealthSnapshot& s) {
       if (!spdlog::should_log(spdlog::level::debug)) return;
@@ -147,32 +156,23 @@ struct Daemon::LoopRuntime {
 Daemon::Daemon(Config config, ConfigSource reload_source)
     : config_(std::move(config)),
       reload_source_(std::move(reload_source)),
+      registry_(std::make_shared<prometheus::Registry>()),
       reload_successful_(prometheus::BuildGauge()
                              .Name("poolwatch_config_last_reload_successful")
                              .Help("Whether the last configuration reload attempt was successful.")
-                             .Register(registry_)
+                             .Register(*registry_)
                              .Add({})),
       reload_timestamp_(prometheus::BuildGauge()
                             .Name("poolwatch_config_last_reload_success_timestamp_seconds")
                             .Help("Timestamp of the last successful configuration reload.")
-                            .Register(registry_)
+                            .Register(*registry_)
                             .Add({})),
-      handler_(HandlerSources{{&publisher_, &process_collector_, &registry_},
-                              [this] { return Liveness(); },
-                              [this] { return Readiness(); },
-                              [this] { return Diagnostics(); },
-                              [this] { return publisher_.Generation(); }}) {
+      exporter_(ExporterOptions(config_)) {
   for (const LoopConfig& loop_config : config_.loops) {
-    auto& loop =
-        loops_.emplace_back(std::make_unique<LoopRuntime>(loop_config, config_.diagnostics));
-    publisher_.Attach(loop->monitor);
+    auto& loop = loops_.emplace_back(std::make_unique<LoopRuntime>(loop_config));
+    exporter_.Attach(loop->monitor);
   }
-  prometheus::BuildGauge()
-      .Name("poolwatch_build_info")
-      .Help("A metric with a constant '1' value labeled by version, revision and compiler.")
-      .Register(registry_)
-      .Add({{"version", kVersion}, {"revision", kRevision}, {"compiler", kCompiler}})
-      .Set(1);
+  exporter_.RegisterCollectable(registry_);
   reload_successful_.Set(1);
   reload_timestamp_.Set(UnixSeconds());
 }
@@ -180,7 +180,7 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
 Daemon::~Daemon() { Stop(); }
 
 void Daemon::Start() {
-  started_at_ = std::chrono::steady_clock::now();
+  exporter_.Start();
   for (const auto& loop : loops_) {
     std::string pools;
     for (const PoolConfig& pool : loop->config.pools) {
@@ -194,7 +194,7 @@ void Daemon::Start() {
 }
 
 void Daemon::Stop() {
-  stopping_ = true;
+  exporter_.Stop();
   // Asked all at once, so the loops finish their frames in parallel.
   for (const auto& loop : loops_) loop->thread.request_stop();
   for (const auto& loop : loops_) {
@@ -234,44 +234,12 @@ bool Daemon::Reload() {
         "effect only after a restart");
   }
   SetLogLevel(next.log.level);
-  if (on_reload_) on_reload_(next);
+  exporter_.SetWebSecurity(next.web);
   for (const auto& loop : loops_) loop->Hand(*FindLoop(next.loops, loop->config.name));
   reload_successful_.Set(1);
   reload_timestamp_.Set(UnixSeconds());
   spdlog::info("config reloaded");
   return true;
-}
-
-std::vector<DiagnosticsReport> Daemon::Diagnostics() const {
-  std::vector<DiagnosticsReport> reports;
-  for (const auto& loop : loops_) {
-    for (const auto& pool : loop->pools) reports.push_back(pool->diagnostics.Report());
-  }
-  return reports;
-}
-
-Probe Daemon::Liveness() const {
-  using namespace std::chrono;
-  if (started_at_ == steady_clock::time_point{}) return {false, "not started"};
-  const auto now = steady_clock::now();
-  for (const auto& loop : loops_) {
-    // Stalled means no frame for ten ticks, and at least a second (timer noise is not a stall).
-    const auto allowed = std::max<nanoseconds>(10 * loop->config.TickPeriod(), seconds{1});
-    const auto last = loop->loop.LastTickTime();
-    const auto reference = last.time_since_epoch().count() == 0 ? started_at_ : last;
-    const auto age = now - reference;
-    if (age > allowed) {
-      return {false, "loop " + loop->config.name + " stalled: no frame for " +
-                         std::to_string(duration_cast<milliseconds>(age).count()) + " ms"};
-    }
-  }
-  return {true, "ok"};
-}
-
-Probe Daemon::Readiness() const {
-  if (stopping_) return {false, "shutting down"};
-  if (!publisher_.AllPublished()) return {false, "not every loop has published a frame yet"};
-  return {true, "ready"};
 }
 
 }  // namespace poolwatch::daemon

@@ -9,7 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "rfc3339.h"
+#include "poolwatch/exporter/rfc3339.h"
 
 namespace poolwatch::daemon {
 
@@ -22,7 +22,7 @@ class JsonFormatter final : public spdlog::formatter {
     const auto level = spdlog::level::to_string_view(msg.level);
     const std::string line =
         nlohmann::json{
-            {"time", Rfc3339Utc(msg.time, /*millis=*/true)},
+            {"time", exporter::Rfc3339Utc(msg.time, /*millis=*/true)},
             {"level", std::string(level.data(), level.size())},
             {"msg", std::string(msg.payload.data(), msg.payload.size())},
         }

@@ -1,41 +1,26 @@
-// poolwatchd: wiring only. Parse flags, load the config, start the tick loop and the HTTP
-// server, and turn signals into stop and reload.
+// poolwatchd: wiring only. Parse flags, load the config, start the loops and the exporter, and
+// turn signals into reloads and a drained stop.
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
-#include "http_server.h"
 #include "logging.h"
 #include "poolwatch/alert_rules.h"
+#include "poolwatch/exporter/exporter.h"
 #include "poolwatch/version.h"
-#include "web_config.h"
 
-namespace asio = boost::asio;
 using namespace poolwatch::daemon;
 
 namespace {
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
-
-// Re-arms itself: every SIGHUP reloads.
-void WaitForReload(asio::signal_set& signals, Daemon& daemon) {
-  signals.async_wait([&signals, &daemon](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    spdlog::info("received SIGHUP, reloading the config");
-    daemon.Reload();
-    WaitForReload(signals, daemon);
-  });
-}
 
 }  // namespace
 
@@ -47,18 +32,10 @@ int main(int argc, char** argv) {
     std::cerr << "poolwatchd: " << e.what() << "\n";
     return kExitUsage;
   }
-  if (cli.help) {
-    std::cout << UsageText();
-    return 0;
-  }
-  if (cli.version) {
-    std::cout << "poolwatchd " << poolwatch::kVersion << " (revision " << poolwatch::kRevision
-              << ", " << poolwatch::kCompiler << ")\n";
-    return 0;
-  }
-
-  if (cli.print_rules) {
-    std::cout << poolwatch::PrometheusRuleFile({});
+  if (cli.help || cli.version || cli.print_rules) {
+    std::cout << (cli.help      ? UsageText()
+                  : cli.version ? VersionText()
+                                : poolwatch::PrometheusRuleFile({}));
     return 0;
   }
 
@@ -70,9 +47,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (cli.healthcheck) {
-    const bool tls = config.web && config.web->tls_context() != nullptr;
-    const std::string problem =
-        ProbeHealth(ParseListenAddress(config.http.listen), std::chrono::seconds{3}, tls);
+    const std::string problem = poolwatch::exporter::ProbeHealth(
+        ParseListenAddress(config.http.listen), std::chrono::seconds{3},
+        poolwatch::exporter::ServesTls(config.web.get()));
     if (!problem.empty()) {
       std::cerr << "poolwatchd: unhealthy: " << problem << "\n";
       return kExitRuntime;
@@ -86,41 +63,29 @@ int main(int argc, char** argv) {
   }
 
   SetupLogging(config.log);
-  asio::io_context io{1};
-  // Signal handling is in place before any thread starts, so no signal finds the default action.
-  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  asio::signal_set reload_signals(io, SIGHUP);
+  // Blocked before any thread starts, so every thread inherits the mask and the signals wait
+  // for sigwait() below instead of taking their default action.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, signal);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  spdlog::info("poolwatchd {} (revision {}) starting", poolwatch::kVersion, poolwatch::kRevision);
   Daemon daemon(config, [cli] { return LoadConfig(cli.config_path, cli.overrides); });
-  std::optional<HttpServer> server;
   try {
-    server.emplace(io, ParseListenAddress(config.http.listen), config.http, daemon.handler(),
-                   config.web);
+    daemon.Start();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return kExitRuntime;
   }
 
-  daemon.Start();
-  server->Start();
-  spdlog::info("poolwatchd {} listening on {} ({})", poolwatch::kVersion, server->local_address(),
-               config.web ? config.web->Describe() : "plain HTTP");
-  daemon.OnReload([&server](const Config& reloaded) {
-    server->SetWebSecurity(reloaded.web);
-    spdlog::info("web config: {}", reloaded.web ? reloaded.web->Describe() : "plain HTTP");
-  });
-
-  stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-    daemon.Stop();
-    server->Stop();
-    reload_signals.cancel();
-    io.stop();
-  });
-  WaitForReload(reload_signals, daemon);
-
-  io.run();
+  int signal = 0;
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    spdlog::info("received SIGHUP, reloading the config");
+    daemon.Reload();
+  }
+  spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  daemon.Stop();
   spdlog::info("stopped");
   spdlog::shutdown();
   return 0;

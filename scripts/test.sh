@@ -27,7 +27,7 @@ if ! $quick; then
   # The files the dev build compiles (the fuzz targets and the install consumer are built in
   # other trees; bench/ is Google Benchmark's idioms, which the analyzer misreads).
   # clang-tidy counts the warnings it suppresses in system headers on stderr; keep only findings.
-  git ls-files 'lib/*.cc' 'daemon/*.cc' 'tests/*.cc' ':!tests/fuzz/*' ':!tests/install/*' |
+  git ls-files 'lib/*.cc' 'exporter/*.cc' 'daemon/*.cc' 'examples/*.cc' 'tests/*.cc' ':!tests/fuzz/*' ':!tests/install/*' |
     xargs -P "$jobs" -n 1 clang-tidy -p build/dev --quiet 2> >(grep -v ' warnings generated\.$' >&2)
 fi
 

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <string>
 
-#include "config.h"
 #include "http_handler.h"
 #include "poolwatch/diagnostics_store.h"
 #include "poolwatch/metrics_publisher.h"
@@ -17,7 +16,7 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace poolwatch;
-using namespace poolwatch::daemon;
+using namespace poolwatch::exporter;
 
 struct Fixture {
   BufferPool pool;
@@ -58,9 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_done()) return 0;
   const auto& req = parser.get();
-  const HttpResponse response =
-      fixture.handler.Handle({std::string(req.method_string()), std::string(req.target()),
-                              std::string(req[http::field::accept_encoding])});
+  const HttpRequest request{std::string(req.method_string()), std::string(req.target()),
+                            std::string(req[http::field::accept_encoding])};
+  const HttpResponse response = fixture.handler.Handle(request);
   if (response.status < 200 || response.status > 599) __builtin_trap();
+  // The I/O thread's answer, when it has one, is the same answer.
+  if (const auto quick = fixture.handler.HandleQuickly(request);
+      quick && quick->status != response.status) {
+    __builtin_trap();
+  }
   return 0;
 }

@@ -5,14 +5,13 @@
 #include <cstdint>
 #include <string_view>
 
-#include "config.h"
 #include "web_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    poolwatch::daemon::ParseWebConfig(std::string_view(reinterpret_cast<const char*>(data), size),
-                                      "fuzz", "/nonexistent");
-  } catch (const poolwatch::daemon::ConfigError&) {
+    poolwatch::exporter::ParseWebConfig(std::string_view(reinterpret_cast<const char*>(data), size),
+                                        "fuzz", "/nonexistent");
+  } catch (const poolwatch::exporter::ConfigError&) {
   }
   return 0;
 }

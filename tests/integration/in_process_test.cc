@@ -3,13 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
 #include <thread>
 
 #include "daemon.h"
 #include "daemon_process.h"
 #include "http_client.h"
-#include "http_server.h"
 #include "logging.h"
 
 namespace poolwatch::daemon {
@@ -52,13 +50,8 @@ TEST(InProcessTest, ScrapesDiagnosticsAndReloadsRaceTheTickLoopSafely) {
     ++reloads;
     return TestConfig(reloads % 2 == 1 ? Scenario::kLeak : Scenario::kSteady);
   });
-  boost::asio::io_context io;
-  HttpServer server(io, ParseListenAddress("127.0.0.1:0"), daemon.initial_config().http,
-                    daemon.handler());
   daemon.Start();
-  server.Start();
-  std::thread http_thread([&] { io.run(); });
-  const std::uint16_t port = server.port();
+  const std::uint16_t port = daemon.exporter().port();
   ASSERT_NE(port, 0);
   ASSERT_TRUE(
       poolwatch::testing::Eventually([&] { return HttpGet(port, "/readyz").status == 200; }));
@@ -96,9 +89,6 @@ TEST(InProcessTest, ScrapesDiagnosticsAndReloadsRaceTheTickLoopSafely) {
   EXPECT_GT(last_frames, 10);
 
   daemon.Stop();
-  server.Stop();
-  io.stop();
-  http_thread.join();
 }
 
 }  // namespace

@@ -331,7 +331,7 @@ TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
   refused(TlsBlock("  min_version: SSL3\n"),
           "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got \"SSL3\"");
   refused(TlsBlock("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
-          "tls_server_config.cipher_suites: is not supported by poolwatchd (line 4)");
+          "tls_server_config.cipher_suites: is not supported by poolwatch (line 4)");
   refused("basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: must be a bcrypt hash");
   refused("tls_server_confg: {}\n", "tls_server_confg: unknown key (line 1)");
   refused("tls_server_config: [", "not valid YAML");

@@ -9,7 +9,7 @@
 #include "poolwatch/health_monitor.h"
 #include "poolwatch/metrics_publisher.h"
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 namespace {
 
 std::string Header(const HttpResponse& response, const std::string& name) {
@@ -69,7 +69,7 @@ TEST_F(HttpHandlerTest, MetricsUseTheTextFormatContentType) {
   const HttpResponse response = Get("/metrics");
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_NE(response.body.find("poolwatch_pool_allocations_total{pool=\"unit\"} 42"),
+  EXPECT_NE(response.text().find("poolwatch_pool_allocations_total{pool=\"unit\"} 42"),
             std::string::npos);
   EXPECT_EQ(Header(response, "Content-Encoding"), "");
   EXPECT_EQ(Header(response, "Vary"), "Accept-Encoding");
@@ -79,44 +79,66 @@ TEST_F(HttpHandlerTest, MetricsAreGzippedWhenAskedAndDecompressToTheSameText) {
   const HttpResponse plain = Get("/metrics");
   const HttpResponse zipped = Get("/metrics?x=1", "deflate, gzip;q=0.8");
   EXPECT_EQ(Header(zipped, "Content-Encoding"), "gzip");
-  const auto text = poolwatch::testing::Gunzip(zipped.body);
+  const auto text = poolwatch::testing::Gunzip(std::string(zipped.text()));
   ASSERT_TRUE(text);
-  EXPECT_EQ(*text, plain.body);
+  EXPECT_EQ(*text, plain.text());
 }
 
 TEST_F(HttpHandlerTest, OneExpositionIsServedPerGenerationAndANewOneAfterIt) {
-  const std::string first = Get("/metrics").body;
+  const std::string first(Get("/metrics").text());
   pool_.Alloc(BufferFormat::kF32, 4);
-  monitor_.EndFrame({});                   // allocations_total 43
-  EXPECT_EQ(Get("/metrics").body, first);  // same generation: the same exposition
-  EXPECT_EQ(poolwatch::testing::Gunzip(Get("/metrics", "gzip").body), first);
+  monitor_.EndFrame({});                     // allocations_total 43
+  EXPECT_EQ(Get("/metrics").text(), first);  // same generation: the same exposition
+  EXPECT_EQ(poolwatch::testing::Gunzip(std::string(Get("/metrics", "gzip").text())), first);
   ++generation_;
-  const std::string second = Get("/metrics").body;
+  const std::string second(Get("/metrics").text());
   EXPECT_NE(second.find("poolwatch_pool_allocations_total{pool=\"unit\"} 43"), std::string::npos);
-  EXPECT_EQ(poolwatch::testing::Gunzip(Get("/metrics", "gzip").body), second);
+  EXPECT_EQ(poolwatch::testing::Gunzip(std::string(Get("/metrics", "gzip").text())), second);
+}
+
+// What the I/O thread may answer itself, and how: a made exposition is shared by every response
+// of its generation, never copied; /debug and a new exposition are left to the render thread.
+TEST_F(HttpHandlerTest, TheIoThreadAnswersOnlyWhatIsReadyAndSharesTheExposition) {
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", ""})) << "nothing serialized yet";
+  const HttpResponse made = Get("/metrics", "gzip");
+  const auto plain = handler_.HandleQuickly({"GET", "/metrics", ""});
+  const auto zipped = handler_.HandleQuickly({"GET", "/metrics?x=1", "gzip"});
+  ASSERT_TRUE(plain && zipped);
+  EXPECT_EQ(zipped->body.get(), made.body.get()) << "the same buffer, not a copy";
+  EXPECT_EQ(Get("/metrics").body.get(), plain->body.get());
+  EXPECT_EQ(poolwatch::testing::Gunzip(std::string(zipped->text())), plain->text());
+  ++generation_;
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", ""})) << "a new snapshot came";
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug", ""}));
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug/health", ""}));
+  for (const char* quick : {"/healthz", "/readyz", "/", "/nope"}) {
+    const auto response = handler_.HandleQuickly({"GET", quick, ""});
+    ASSERT_TRUE(response) << quick;
+    EXPECT_EQ(response->status, Get(quick).status) << quick;
+  }
 }
 
 TEST_F(HttpHandlerTest, ProbesReportTheirVerdicts) {
   EXPECT_EQ(Get("/healthz").status, 200U);
-  EXPECT_EQ(Get("/healthz").body, "ok\n");
+  EXPECT_EQ(Get("/healthz").text(), "ok\n");
   live_ = false;
   EXPECT_EQ(Get("/healthz").status, 503U);
   EXPECT_EQ(Get("/readyz").status, 503U);
-  EXPECT_EQ(Get("/readyz").body, "not yet\n");
+  EXPECT_EQ(Get("/readyz").text(), "not yet\n");
 }
 
 TEST_F(HttpHandlerTest, LandingPageLinksTheEndpoints) {
   const HttpResponse response = Get("/");
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
-  EXPECT_NE(response.body.find("href=\"metrics\""), std::string::npos);
+  EXPECT_NE(response.text().find("href=\"metrics\""), std::string::npos);
 }
 
 TEST_F(HttpHandlerTest, DebugHealthIsJsonWithVerdictsAndAttribution) {
   const HttpResponse response = Get("/debug/health");
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "application/json");
-  const auto all = nlohmann::json::parse(response.body);
+  const auto all = nlohmann::json::parse(response.text());
   ASSERT_EQ(all["pools"].size(), 2U);
   EXPECT_EQ(all["pools"][1]["pool"], "idle");
   EXPECT_TRUE(all["pools"][1]["attribution"].empty());
@@ -143,7 +165,7 @@ TEST_F(HttpHandlerTest, DebugPageIsSelfContainedHtmlWithChartsAndEscapedSites) {
   const HttpResponse response = Get("/debug");
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
-  const std::string& html = response.body;
+  const std::string_view html = response.text();
   // A section and a set of charts per pool, told apart by position.
   for (const char* id : {"chart-bytes", "chart-allocs", "chart-keys", "chart-frame-time"}) {
     for (const char* n : {"-0", "-1"}) {
@@ -187,4 +209,4 @@ TEST(AcceptsGzipTest, FollowsTheHeaderGrammar) {
 }
 
 }  // namespace
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

@@ -1,8 +1,8 @@
-#include "poolwatch/reference_workload.h"
+#include "reference_workload.h"
 
 #include <gtest/gtest.h>
 
-namespace poolwatch {
+namespace poolwatch::daemon {
 namespace {
 
 PoolStats RunFrames(Scenario scenario, int frames, WorkloadOptions options = {}) {
@@ -75,4 +75,4 @@ TEST(ReferenceWorkloadTest, TheParticlesReallyMove) {
 }
 
 }  // namespace
-}  // namespace poolwatch
+}  // namespace poolwatch::daemon

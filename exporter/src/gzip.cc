@@ -7,7 +7,7 @@
 #include <charconv>
 #include <stdexcept>
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 std::string GzipCompress(std::string_view data) {
   z_stream stream{};
@@ -83,4 +83,4 @@ bool AcceptsGzip(std::string_view accept_encoding) {
   return gzip_q >= 0 ? gzip_q > 0 : any_q > 0;
 }
 
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

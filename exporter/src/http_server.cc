@@ -1,6 +1,7 @@
 #include "http_server.h"
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl.hpp>
@@ -17,7 +18,7 @@
 
 #include "web_config.h"
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -28,6 +29,39 @@ namespace {
 
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+// A lingering close reads and discards for at most this long and this much.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 8 << 20;
+constexpr std::size_t kLingerChunk = 16 << 10;
+
+// A response body that is an immutable shared string: written from where it is, never copied.
+struct SharedBody {
+  using value_type = std::shared_ptr<const std::string>;
+
+  static std::uint64_t size(const value_type& body) { return body ? body->size() : 0; }
+
+  class writer {
+   public:
+    using const_buffers_type = asio::const_buffer;
+
+    template <bool kIsRequest, typename Fields>
+    writer(const http::header<kIsRequest, Fields>& /*header*/, const value_type& body)
+        : body_(body) {}
+
+    void init(beast::error_code& ec) { ec = {}; }
+
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      if (!body_ || body_->empty()) return boost::none;
+      return {{const_buffers_type(body_->data(), body_->size()), false}};
+    }
+
+   private:
+    const value_type& body_;
+  };
+};
+
+using Response = http::response<SharedBody>;
 
 // What connections are served with: the web config and, with TLS, an Asio context over its
 // OpenSSL context.
@@ -43,12 +77,23 @@ struct Security {
   mutable std::optional<asio::ssl::context> tls;
 };
 
-struct Shared {
-  Shared(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web,
-         asio::thread_pool::executor_type bcrypt_executor)
+// An open connection, as the drain sees it.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual void Drain() = 0;  // close when idle; finish the response under way first
+  virtual void Abort() = 0;  // close now
+};
+
+struct ServerState {
+  ServerState(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web,
+              std::string server_name, asio::thread_pool::executor_type bcrypt_executor,
+              asio::thread_pool::executor_type render_executor)
       : handler(h),
         limits(std::move(l)),
+        name(std::move(server_name)),
         hasher(std::move(bcrypt_executor)),
+        renderer(std::move(render_executor)),
         security(std::make_shared<Security>(std::move(web))) {}
 
   std::shared_ptr<const Security> CurrentSecurity() const {
@@ -56,18 +101,38 @@ struct Shared {
     return security;
   }
 
+  void Track(const std::shared_ptr<Connection>& connection) {
+    std::scoped_lock lock(mutex);
+    std::erase_if(open, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+    open.push_back(connection);
+  }
+
+  // Every connection still open, to drain or abort.
+  std::vector<std::shared_ptr<Connection>> Open() const {
+    std::scoped_lock lock(mutex);
+    std::vector<std::shared_ptr<Connection>> alive;
+    for (const auto& weak : open) {
+      if (auto connection = weak.lock()) alive.push_back(std::move(connection));
+    }
+    return alive;
+  }
+
   const HttpHandler& handler;
   HttpOptions limits;
-  asio::thread_pool::executor_type hasher;  // runs bcrypt, off the I/O thread
+  const std::string name;
+  asio::thread_pool::executor_type hasher;    // runs bcrypt, off the I/O thread
+  asio::thread_pool::executor_type renderer;  // renders /debug and new expositions
   std::atomic<std::size_t> connections{0};
+  std::atomic<bool> draining{false};
   mutable std::mutex mutex;
   std::shared_ptr<const Security> security;
+  std::vector<std::weak_ptr<Connection>> open;
 };
 
-// One open connection in Shared::connections, for as long as this lives.
+// One open connection in ServerState::connections, for as long as this lives.
 class ConnectionSlot {
  public:
-  explicit ConnectionSlot(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  explicit ConnectionSlot(std::shared_ptr<ServerState> shared) : shared_(std::move(shared)) {}
   ConnectionSlot(ConnectionSlot&&) = default;
   ConnectionSlot& operator=(ConnectionSlot&&) = delete;
   ConnectionSlot(const ConnectionSlot&) = delete;
@@ -75,24 +140,31 @@ class ConnectionSlot {
   ~ConnectionSlot() {
     if (shared_) --shared_->connections;
   }
-  Shared& shared() const { return *shared_; }
+  ServerState& state() const { return *shared_; }
 
  private:
-  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<ServerState> shared_;
 };
 
-http::response<http::string_body> ToBeast(HttpResponse response, unsigned version, bool keep_alive,
-                                          bool head) {
-  http::response<http::string_body> res{static_cast<http::status>(response.status), version};
-  res.set(http::field::server, "poolwatchd");
+Response ToBeast(HttpResponse response, unsigned version, bool keep_alive, bool head,
+                 const std::string& server) {
+  Response res{static_cast<http::status>(response.status), version};
+  res.set(http::field::server, server);
   res.set(http::field::content_type, response.content_type);
   for (auto& [name, value] : response.headers) res.set(name, value);
   res.keep_alive(keep_alive);
-  const std::size_t length = response.body.size();
+  const std::size_t length = response.text().size();
   if (!head) res.body() = std::move(response.body);
   res.prepare_payload();
   if (head) res.content_length(length);
   return res;
+}
+
+HttpResponse Refusal(unsigned status, std::string text) {
+  return {status,
+          "text/plain; charset=utf-8",
+          std::make_shared<const std::string>(std::move(text)),
+          {}};
 }
 
 using TlsStream = asio::ssl::stream<beast::tcp_stream>;
@@ -101,7 +173,7 @@ using TlsStream = asio::ssl::stream<beast::tcp_stream>;
 // example/http/server/async (and advanced_server_flex for TLS), with limits on size, time and
 // the number of connections. Stream: beast::tcp_stream or TlsStream.
 template <typename Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public Connection, public std::enable_shared_from_this<Session<Stream>> {
  public:
   // Plain HTTP.
   Session(beast::tcp_stream&& stream,
@@ -118,6 +190,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         slot_(std::move(slot)) {}
 
   void Run() {
+    State().Track(Self());
     if constexpr (std::same_as<Stream, TlsStream>) {
       // The handshake gets the time a request would.
       Lowest().expires_after(Limits().header_timeout);
@@ -130,14 +203,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   // Over the connection limit: a short 503, then close.
   void Refuse() {
-    Write(ToBeast({503, "text/plain; charset=utf-8", "too many connections\n", {}}, 11, false,
-                  false));
+    State().Track(Self());
+    Write(Error(503, "too many connections\n"));
+  }
+
+  void Drain() override {
+    asio::dispatch(stream_.get_executor(), [self = Self()] {
+      // Waiting for a request (idle, or its header still coming): nothing begun to finish.
+      if (self->awaiting_header_) self->Lowest().cancel();
+    });
+  }
+
+  void Abort() override {
+    asio::dispatch(stream_.get_executor(), [self = Self()] { self->Lowest().close(); });
   }
 
  private:
   std::shared_ptr<Session> Self() { return this->shared_from_this(); }
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
-  const HttpOptions& Limits() const { return slot_.shared().limits; }
+  ServerState& State() const { return slot_.state(); }
+  const HttpOptions& Limits() const { return State().limits; }
 
   void OnHandshake(beast::error_code ec, std::size_t used) {
     if (ec) return Lowest().close();  // not TLS after all, a bad certificate, a timeout
@@ -145,12 +230,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Read();
   }
 
+  // The header first, then the body within what the header left of max_request_bytes.
   void Read() {
+    if (State().draining) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(Limits().max_request_bytes));
     parser_->body_limit(Limits().max_request_bytes);
     Lowest().expires_after(first_ ? Limits().header_timeout : Limits().idle_timeout);
     first_ = false;
+    awaiting_header_ = true;
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, Self()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t header_bytes) {
+    awaiting_header_ = false;
+    if (ec) return OnRead(ec, 0);
+    const std::size_t left =
+        Limits().max_request_bytes - std::min(header_bytes, Limits().max_request_bytes);
+    const auto length = parser_->content_length();
+    if (length && *length > left) return OnRead(http::error::body_limit, 0);
+    if (parser_->is_done()) return OnRead(ec, 0);
+    parser_->body_limit(left);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, Self()));
   }
@@ -161,9 +262,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
       return Close();
     }
-    if (ec == http::error::header_limit) {
-      return Write(Error(431, "request header too large\n"));
-    }
+    if (ec == http::error::header_limit) return Write(Error(431, "request header too large\n"));
     if (ec == http::error::body_limit || ec == http::error::buffer_overflow) {
       return Write(Error(413, "request too large\n"));
     }
@@ -171,7 +270,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
     const auto& req = parser_->get();
     // The users of the latest config, also on a connection accepted before a reload.
-    std::shared_ptr<const WebSecurity> web = slot_.shared().CurrentSecurity()->web;
+    std::shared_ptr<const WebSecurity> web = State().CurrentSecurity()->web;
     const auto access = web ? web->Check(req.target(), req[http::field::authorization])
                             : WebSecurity::Access::kGranted;
     if (access == WebSecurity::Access::kVerify) {
@@ -183,7 +282,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // A (user, password) pair not seen yet: bcrypt on the hasher thread, then the answer back on
   // this connection's strand. Meanwhile this thread serves the other connections.
   void Verify(std::shared_ptr<const WebSecurity> web, std::string authorization) {
-    asio::post(slot_.shared().hasher,
+    asio::post(State().hasher,
                [self = Self(), executor = stream_.get_executor(), web = std::move(web),
                 authorization = std::move(authorization)]() mutable {
                  const bool granted = web->Verify(authorization);
@@ -191,31 +290,73 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                });
   }
 
-  // Answers the request just read: the handler's response, or 401 if not `granted`.
+  // Answers the request just read: at once if the answer is ready, else from the render thread;
+  // 401 if not `granted`.
   void Answer(bool granted) {
     const auto& req = parser_->get();
-    const bool head = req.method() == http::verb::head;
     if (!granted) {
-      return Write(ToBeast(WebSecurity::Unauthorized(), req.version(), req.keep_alive(), head));
+      return Respond(
+          {401,
+           "text/plain; charset=utf-8",
+           std::make_shared<const std::string>("unauthorized\n"),
+           {{"WWW-Authenticate", "Basic realm=\"" + State().name + "\", charset=\"UTF-8\""}}});
     }
     HttpRequest request{std::string(req.method_string()), std::string(req.target()),
                         std::string(req[http::field::accept_encoding])};
-    Write(ToBeast(slot_.shared().handler.Handle(request), req.version(), req.keep_alive(), head));
+    if (auto ready = State().handler.HandleQuickly(request)) return Respond(std::move(*ready));
+    asio::post(State().renderer,
+               [self = Self(), work = asio::make_work_guard(stream_.get_executor()),
+                request = std::move(request)] {
+                 HttpResponse response = self->State().handler.Handle(request);
+                 asio::post(work.get_executor(), [self, response = std::move(response)]() mutable {
+                   self->Respond(std::move(response));
+                 });
+               });
   }
 
-  static http::response<http::string_body> Error(unsigned status, std::string body) {
-    return ToBeast({status, "text/plain; charset=utf-8", std::move(body), {}}, 11, false, false);
+  void Respond(HttpResponse response) {
+    const auto& req = parser_->get();
+    Write(ToBeast(std::move(response), req.version(), req.keep_alive() && !State().draining,
+                  req.method() == http::verb::head, State().name));
   }
 
-  void Write(http::response<http::string_body>&& response) {
+  // A refusal: the request was not read whole, so the connection closes after it, lingering.
+  Response Error(unsigned status, std::string body) {
+    refused_ = true;
+    return ToBeast(Refusal(status, std::move(body)), 11, false, false, State().name);
+  }
+
+  void Write(Response&& response) {
     response_ = std::move(response);
     Lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
   }
 
   void OnWrite(beast::error_code ec, std::size_t /*bytes*/) {
+    if (!ec && refused_) return Linger();
     if (ec || !response_.keep_alive()) return Close();
+    response_ = {};  // the body's buffer is released as soon as it is written
     Read();
+  }
+
+  // Half-closes, then reads and discards until the client closes too, for at most kLingerTime
+  // and kLingerBytes. Over TLS, the shutdown's own exchange takes its place.
+  void Linger() {
+    if constexpr (std::same_as<Stream, TlsStream>) {
+      return Close();
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      Lowest().expires_after(kLingerTime);
+      Discard(beast::error_code{}, 0);
+    }
+  }
+
+  void Discard(beast::error_code ec, std::size_t bytes) {
+    lingered_ += bytes;
+    if (ec || lingered_ > kLingerBytes) return stream_.close();
+    stream_.async_read_some(buffer_.prepare(kLingerChunk),
+                            beast::bind_front_handler(&Session::Discard, Self()));
   }
 
   void Close() {
@@ -233,27 +374,37 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
+  Response response_;
   ConnectionSlot slot_;
   bool first_ = true;
+  bool awaiting_header_ = false;
+  bool refused_ = false;
+  std::size_t lingered_ = 0;
 };
 
 // On a TLS server: looks at the first bytes. A TLS handshake goes to a TLS session; anything
 // else gets the answer Go's servers (node_exporter) give, then the connection is closed.
-class Detector : public std::enable_shared_from_this<Detector> {
+class Detector : public Connection, public std::enable_shared_from_this<Detector> {
  public:
   Detector(tcp::socket&& socket, std::shared_ptr<const Security> security, ConnectionSlot slot)
       : stream_(std::move(socket)), security_(std::move(security)), slot_(std::move(slot)) {}
 
   void Run() {
-    stream_.expires_after(slot_.shared().limits.header_timeout);
+    slot_.state().Track(shared_from_this());
+    stream_.expires_after(slot_.state().limits.header_timeout);
     beast::async_detect_ssl(stream_, buffer_,
                             beast::bind_front_handler(&Detector::OnDetect, shared_from_this()));
   }
 
+  // Nothing begun yet: both close now.
+  void Drain() override { Abort(); }
+  void Abort() override {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->stream_.cancel(); });
+  }
+
  private:
   void OnDetect(beast::error_code ec, bool tls) {
-    if (ec) return stream_.close();
+    if (ec || slot_.state().draining) return stream_.close();
     if (tls) {
       std::make_shared<Session<TlsStream>>(std::move(stream_), *security_->tls, std::move(buffer_),
                                            security_, std::move(slot_))
@@ -331,10 +482,11 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, const HttpOptions& limits, const HttpHandler& handler,
-       std::shared_ptr<const WebSecurity> web)
+       std::shared_ptr<const WebSecurity> web, std::string name)
       : io_context(io),
         acceptor(asio::make_strand(io)),
-        shared(std::make_shared<Shared>(handler, limits, std::move(web), hasher.get_executor())) {}
+        shared(std::make_shared<ServerState>(handler, limits, std::move(web), std::move(name),
+                                             hasher.get_executor(), renderer.get_executor())) {}
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(io_context),
@@ -372,16 +524,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     Accept();
   }
 
-  asio::thread_pool hasher{1};  // first: Shared holds its executor
+  // First: ServerState holds their executors.
+  asio::thread_pool hasher{1};
+  asio::thread_pool renderer{1};
   asio::io_context& io_context;
   tcp::acceptor acceptor;
-  std::shared_ptr<Shared> shared;
+  std::shared_ptr<ServerState> shared;
+  tcp::endpoint bound;  // kept: the acceptor is closed by then, maybe on another thread
 };
 
 HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
                        const HttpOptions& limits, const HttpHandler& handler,
-                       std::shared_ptr<const WebSecurity> web)
-    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web))) {
+                       std::shared_ptr<const WebSecurity> web, std::string name)
+    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web), std::move(name))) {
   const std::string wanted =
       (address.host.empty() ? "" : address.host) + ":" + std::to_string(address.port);
   beast::error_code ec;
@@ -413,14 +568,17 @@ HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
   if (!ec) impl_->acceptor.bind(endpoint, ec);
   if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("cannot listen on " + wanted + ": " + ec.message());
+  impl_->bound = impl_->acceptor.local_endpoint();
 }
 
 HttpServer::~HttpServer() {
   Stop();
-  // Verifications still queued are dropped with their connections; a running one finishes and
-  // posts its answer to the io_context, which no longer runs.
-  impl_->hasher.stop();
-  impl_->hasher.join();
+  // Work still queued is dropped with its connections; a running one finishes and posts its
+  // answer to the io_context.
+  for (asio::thread_pool* pool : {&impl_->hasher, &impl_->renderer}) {
+    pool->stop();
+    pool->join();
+  }
 }
 
 void HttpServer::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
@@ -432,18 +590,23 @@ void HttpServer::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
 void HttpServer::Start() { impl_->Accept(); }
 
 void HttpServer::Stop() {
-  beast::error_code ignored;
-  if (impl_->acceptor.is_open()) impl_->acceptor.close(ignored);
+  // On the acceptor's strand: it may be accepting at this moment on the I/O thread.
+  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ignored;
+    if (impl->acceptor.is_open()) impl->acceptor.close(ignored);
+  });
+  impl_->shared->draining = true;
+  for (const auto& connection : impl_->shared->Open()) connection->Drain();
 }
 
-std::uint16_t HttpServer::port() const {
-  beast::error_code ec;
-  return impl_->acceptor.local_endpoint(ec).port();
+void HttpServer::Abort() {
+  for (const auto& connection : impl_->shared->Open()) connection->Abort();
 }
 
-std::string HttpServer::local_address() const {
-  beast::error_code ec;
-  return Format(impl_->acceptor.local_endpoint(ec));
-}
+std::size_t HttpServer::connections() const { return impl_->shared->connections; }
 
-}  // namespace poolwatch::daemon
+std::uint16_t HttpServer::port() const { return impl_->bound.port(); }
+
+std::string HttpServer::local_address() const { return Format(impl_->bound); }
+
+}  // namespace poolwatch::exporter

@@ -13,12 +13,13 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "http_handler.h"
+#include "poolwatch/exporter/exporter.h"
+#include "poolwatch/exporter/options.h"
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 // The web configuration file of the Prometheus exporter-toolkit (`--web.config.file`), so that
-// poolwatchd is configured like node_exporter:
+// the exporter is configured like node_exporter:
 //
 //   tls_server_config:
 //     cert_file: server.crt          # relative paths: to the web config file's directory
@@ -84,9 +85,6 @@ class WebSecurity {
   // thread never waits for bcrypt.
   bool Verify(std::string_view authorization) const;
 
-  // 401 with `WWW-Authenticate: Basic realm="poolwatchd"`.
-  static HttpResponse Unauthorized();
-
   // One line for the log: "TLS (TLS12..TLS13, client certificates: NoClientCert), basic auth
   // for 2 users".
   std::string Describe() const;
@@ -105,7 +103,4 @@ class WebSecurity {
   mutable std::unordered_set<std::string> denied_;
 };
 
-// Reads (at most kMaxConfigBytes), parses and loads a web config file. Throws ConfigError.
-std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& path);
-
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

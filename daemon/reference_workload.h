@@ -7,7 +7,7 @@
 
 #include "poolwatch/buffer_pool.h"
 
-namespace poolwatch {
+namespace poolwatch::daemon {
 
 enum class Scenario : std::uint8_t {
   kSteady,  // no leak: every buffer returns, bytes stay flat
@@ -64,4 +64,4 @@ class ReferenceWorkload {
   double checksum_ = 0;
 };
 
-}  // namespace poolwatch
+}  // namespace poolwatch::daemon

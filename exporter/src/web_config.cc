@@ -13,9 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "config.h"
-
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 namespace {
 
@@ -26,7 +24,7 @@ std::string Where(const YAML::Node& node) {
   return mark.is_null() ? "" : " (line " + std::to_string(mark.line + 1) + ")";
 }
 
-// Walks one YAML mapping, refusing unknown keys and keys poolwatchd does not implement.
+// Walks one YAML mapping, refusing unknown keys and keys the exporter does not implement.
 class MappingReader {
  public:
   MappingReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
@@ -50,14 +48,14 @@ class MappingReader {
     return node_.IsMap() ? node_[key] : YAML::Node();
   }
 
-  // Refuses keys not read, naming those of the toolkit that poolwatchd leaves out.
+  // Refuses keys not read, naming those of the toolkit that the exporter leaves out.
   void Finish(std::initializer_list<std::string_view> unsupported) const {
     if (!node_.IsMap()) return;
     for (const auto& entry : node_) {
       const auto key = entry.first.as<std::string>();
       if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
       for (std::string_view name : unsupported) {
-        if (key == name) Fail(Path(key), "is not supported by poolwatchd", entry.first);
+        if (key == name) Fail(Path(key), "is not supported by poolwatch", entry.first);
       }
       Fail(Path(key), "unknown key", entry.first);
     }
@@ -331,13 +329,6 @@ WebSecurity::WebSecurity(WebConfig config) : config_(std::move(config)) {
 
 void WebSecurity::FreeContext::operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
 
-HttpResponse WebSecurity::Unauthorized() {
-  return {401,
-          "text/plain; charset=utf-8",
-          "unauthorized\n",
-          {{"WWW-Authenticate", R"(Basic realm="poolwatchd", charset="UTF-8")"}}};
-}
-
 WebSecurity::Access WebSecurity::Check(std::string_view target,
                                        std::string_view authorization) const {
   if (config_.basic_auth_users.empty() || IsUnauthenticatedPath(target)) return Access::kGranted;
@@ -395,6 +386,10 @@ std::string WebSecurity::Describe() const {
   return text;
 }
 
+std::string Describe(const WebSecurity* web) { return web ? web->Describe() : "plain HTTP"; }
+
+bool ServesTls(const WebSecurity* web) { return web && web->tls_context() != nullptr; }
+
 std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& path) {
   const std::string name = path.string();
   WebConfig config = ParseWebConfig(ReadConfigFile(name), name, path.parent_path());
@@ -405,4 +400,4 @@ std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& 
   }
 }
 
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

@@ -5,7 +5,7 @@
 
 #include "poolwatch/diagnostics_store.h"
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 // /debug/health: every pool's DiagnosticsStore report as JSON, in a `pools` array (schema in
 // docs/debug.md).
@@ -16,4 +16,4 @@ std::string DebugHealthJson(const std::vector<DiagnosticsReport>& reports);
 // history and the attribution table.
 std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports);
 
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

@@ -1,10 +1,10 @@
-#include "poolwatch/reference_workload.h"
+#include "reference_workload.h"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 
-namespace poolwatch {
+namespace poolwatch::daemon {
 
 namespace {
 
@@ -139,4 +139,4 @@ void ReferenceWorkload::RenderDomain(BufferPool& pool, std::uint32_t width, std:
   }
 }
 
-}  // namespace poolwatch
+}  // namespace poolwatch::daemon

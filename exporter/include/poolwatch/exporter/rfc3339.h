@@ -5,7 +5,7 @@
 #include <ctime>
 #include <string>
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 // "2026-11-22T14:10:02Z", or with milliseconds "2026-11-22T14:10:02.123Z" (UTC).
 inline std::string Rfc3339Utc(std::chrono::system_clock::time_point time, bool millis = false) {
@@ -26,4 +26,4 @@ inline std::string Rfc3339Utc(std::chrono::system_clock::time_point time, bool m
   return out;
 }
 
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "rfc3339.h"
+#include "poolwatch/exporter/rfc3339.h"
 
-namespace poolwatch::daemon {
+namespace poolwatch::exporter {
 
 namespace {
 
@@ -402,4 +402,4 @@ std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports) {
   return html.str();
 }
 
-}  // namespace poolwatch::daemon
+}  // namespace poolwatch::exporter

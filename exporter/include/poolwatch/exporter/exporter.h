@@ -1,0 +1,135 @@
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "poolwatch/diagnostics_store.h"
+#include "poolwatch/exporter/options.h"
+#include "poolwatch/health_monitor.h"
+#include "poolwatch/metrics_publisher.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace poolwatch::exporter {
+
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
+
+// Where the exporter's log lines go: one call per line, from any of its threads.
+using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
+
+// A loaded exporter-toolkit web config (TLS certificate and key, basic-auth users).
+class WebSecurity;
+
+// Reads, checks and loads a web config file. Throws ConfigError naming the file, the key and
+// the reason.
+std::shared_ptr<const WebSecurity> LoadWebSecurity(const std::filesystem::path& path);
+// One line for a log: "plain HTTP" for null, else e.g. "TLS (TLS12..TLS13, client
+// certificates: NoClientCert), basic auth for 2 users".
+std::string Describe(const WebSecurity* web);
+// Whether it makes the server speak TLS (false for null).
+bool ServesTls(const WebSecurity* web);
+
+// GET /healthz from a server listening at `address` (an all-interfaces address is asked on
+// loopback), over TLS if `tls` (without checking the certificate: it asks itself), as a
+// container's health check does. Returns an empty string if it answered 200, else what went
+// wrong.
+std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout,
+                        bool tls = false);
+
+// The verdict of a liveness or readiness probe.
+struct Probe {
+  bool ok = false;
+  std::string detail;
+};
+
+struct Options {
+  HttpOptions http;
+  // Loaded already (LoadWebSecurity); overrides http.web_config_file when set.
+  std::shared_ptr<const WebSecurity> web;
+  DiagnosticsOptions diagnostics;  // of every attached pool
+  MetricsPublisherOptions publisher;
+  // On Stop(): how long responses already begun may take to complete.
+  std::chrono::milliseconds drain_timeout{5'000};
+  std::string server_name = "poolwatch";  // the Server header and the landing page's title
+  LogCallback log;                        // null: nothing is logged
+};
+
+// Everything poolwatchd serves, for the loops and pools of any process: /metrics (Prometheus
+// text 0.0.4, gzip), /healthz, /readyz, /debug and /debug/health, over HTTP/1.1 or TLS with
+// basic auth from an exporter-toolkit web config, within limits on size, time and connections.
+//
+//   poolwatch::exporter::Exporter exporter({.http = {.listen = "127.0.0.1:0"}});
+//   exporter.Attach(monitor);   // every monitor, before its loop runs
+//   exporter.Start();           // binds; serves on a thread of its own
+//   ... exporter.port() ...
+//   exporter.Stop();            // drains: answers begun are completed
+//
+// One exposition is serialized (and gzipped) per snapshot, off the I/O thread, and served to
+// every scrape of it without a copy; /debug is rendered off the I/O thread too.
+//
+// Thread-safety: construct, Attach, RegisterCollectable, Set*Probe, Start and Stop from one
+// thread; Stop() from a thread that does not run the io_context (or from one that does, in
+// which case it starts the drain and returns). The rest is thread-safe.
+class Exporter {
+ public:
+  // Checks the options (listen address, limits) and loads the web config file if one is named.
+  // Throws ConfigError naming what is wrong.
+  explicit Exporter(Options options);
+  ~Exporter();  // Stop()
+  Exporter(const Exporter&) = delete;
+  Exporter& operator=(const Exporter&) = delete;
+
+  // Before the monitor's loop runs and before Start(): publishes the loop and its pools, and
+  // diagnoses each pool. The exporter must outlive the loop's running. Throws
+  // std::invalid_argument for a loop or pool name attached already.
+  void Attach(HealthMonitor& monitor);
+  // Before Start(): more series on /metrics, after poolwatch's own (as prometheus-cpp's
+  // Exposer takes them). Expired ones are skipped.
+  void RegisterCollectable(const std::weak_ptr<prometheus::Collectable>& collectable);
+  // Before Start(): replace the default probes. Default liveness: every attached loop has
+  // published within ten of its snapshot intervals (at least 1 s). Default readiness: every
+  // attached loop has published once, and the exporter is not stopping.
+  void SetLivenessProbe(std::function<Probe()> probe);
+  void SetReadinessProbe(std::function<Probe()> probe);
+
+  // Binds and listens, then serves on a thread of its own. Throws std::runtime_error naming the
+  // address when it cannot bind.
+  void Start();
+  // Binds and listens, then serves on `io`, which the embedder runs (and keeps alive until the
+  // exporter is destroyed). Throws like Start().
+  void Start(boost::asio::io_context& io);
+  // Closes the listener and drains: idle connections close, responses already begun complete
+  // within drain_timeout; then the I/O thread (if its own) is joined. Idempotent.
+  void Stop();
+
+  // The bound address, once started: the real port when asked for port 0.
+  std::uint16_t port() const;
+  std::string local_address() const;  // e.g. "127.0.0.1:9720", "[::]:9720"
+
+  // A reloaded web config (null: plain HTTP): new connections get its transport, every request
+  // from now on its users.
+  void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
+
+  const MetricsPublisher& publisher() const;
+  // Every attached pool's diagnosis, in the order attached.
+  std::vector<DiagnosticsReport> Diagnostics() const;
+
+  // The text of /metrics, freshly collected (as a scrape without gzip would get it).
+  std::string Scrape() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace poolwatch::exporter

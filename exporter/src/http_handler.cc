@@ -1,0 +1,161 @@
+#include "http_handler.h"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include "debug_views.h"
+#include "gzip.h"
+#include "poolwatch/version.h"
+
+namespace poolwatch::exporter {
+
+namespace {
+
+constexpr const char* kLandingPage = R"(<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>@TITLE@</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;color:#222}
+code{background:#f3f3f3;padding:0 .2em}</style></head>
+<body>
+<h1>@TITLE@</h1>
+<p>Buffer-pool memory observability for frame-based runtimes. Version <code>@VERSION@</code>.</p>
+<ul>
+<li><a href="metrics">/metrics</a> &mdash; Prometheus metrics</li>
+<li><a href="healthz">/healthz</a> &mdash; liveness: every loop is ticking</li>
+<li><a href="readyz">/readyz</a> &mdash; readiness: every loop has published a frame</li>
+<li><a href="debug">/debug</a> &mdash; verdicts, charts and leak attribution</li>
+<li><a href="debug/health">/debug/health</a> &mdash; the same as JSON</li>
+</ul>
+</body>
+</html>
+)";
+
+std::shared_ptr<const std::string> Share(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
+}
+
+HttpResponse Text(unsigned status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = Share(std::move(body));
+  return response;
+}
+
+HttpResponse ProbeResponse(const std::function<Probe()>& probe) {
+  const Probe verdict = probe ? probe() : Probe{false, "no probe"};
+  return Text(verdict.ok ? 200 : 503, verdict.detail + "\n");
+}
+
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+void Replace(std::string& text, std::string_view placeholder, std::string_view value) {
+  for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder)) {
+    text.replace(at, placeholder.size(), value);
+  }
+}
+
+}  // namespace
+
+HttpHandler::HttpHandler(HandlerSources sources) : sources_(std::move(sources)) {
+  std::string page = kLandingPage;
+  Replace(page, "@TITLE@", sources_.title);
+  Replace(page, "@VERSION@", kVersion);
+  landing_page_ = Share(std::move(page));
+}
+
+std::string HttpHandler::Scrape() const {
+  std::vector<prometheus::MetricFamily> families;
+  for (const prometheus::Collectable* collectable : sources_.collectables) {
+    auto collected = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                    std::make_move_iterator(collected.end()));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+std::shared_ptr<const HttpHandler::Exposition> HttpHandler::FreshExposition() const {
+  if (!sources_.generation) return nullptr;
+  std::shared_ptr<const Exposition> cached;
+  {
+    std::scoped_lock lock(cache_mutex_);
+    cached = cache_;
+  }
+  if (!cached || cached->generation != sources_.generation() ||
+      std::chrono::steady_clock::now() - cached->built >= kMaxExpositionAge) {
+    return nullptr;
+  }
+  return cached;
+}
+
+std::shared_ptr<const HttpHandler::Exposition> HttpHandler::CurrentExposition() const {
+  if (auto fresh = FreshExposition()) return fresh;
+  // Read before collecting: a snapshot that lands meanwhile makes the next scrape build again.
+  const std::uint64_t generation = sources_.generation ? sources_.generation() : 0;
+  auto exposition = std::make_shared<Exposition>();
+  exposition->generation = generation;
+  exposition->built = std::chrono::steady_clock::now();
+  exposition->text = Scrape();
+  // Made with the text, once: Prometheus asks for gzip on every scrape.
+  exposition->gzip = GzipCompress(exposition->text);
+  std::scoped_lock lock(cache_mutex_);
+  cache_ = exposition;
+  return exposition;
+}
+
+HttpResponse HttpHandler::Metrics(const std::shared_ptr<const Exposition>& exposition,
+                                  const HttpRequest& request) {
+  HttpResponse response;
+  response.content_type = kMetricsContentType;
+  response.headers.emplace_back("Vary", "Accept-Encoding");
+  // Aliasing pointers: the body shares the exposition's ownership, nothing is copied.
+  if (AcceptsGzip(request.accept_encoding)) {
+    response.body = std::shared_ptr<const std::string>(exposition, &exposition->gzip);
+    response.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    response.body = std::shared_ptr<const std::string>(exposition, &exposition->text);
+  }
+  return response;
+}
+
+std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& request) const {
+  if (request.method != "GET" && request.method != "HEAD") {
+    HttpResponse response = Text(405, "method not allowed: use GET or HEAD\n");
+    response.headers.emplace_back("Allow", "GET, HEAD");
+    return response;
+  }
+  const std::string_view path = PathOf(request.target);
+  if (path == "/metrics") {
+    if (auto fresh = FreshExposition()) return Metrics(fresh, request);
+    return std::nullopt;
+  }
+  if (path == "/healthz") return ProbeResponse(sources_.liveness);
+  if (path == "/readyz") return ProbeResponse(sources_.readiness);
+  if ((path == "/debug" || path == "/debug/health") && sources_.diagnostics) return std::nullopt;
+  if (path == "/") {
+    HttpResponse response;
+    response.content_type = "text/html; charset=utf-8";
+    response.body = landing_page_;
+    return response;
+  }
+  return Text(404, "not found: try /metrics, /healthz, /readyz, /debug or /\n");
+}
+
+HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
+  if (auto quick = HandleQuickly(request)) return std::move(*quick);
+  const std::string_view path = PathOf(request.target);
+  if (path == "/metrics") return Metrics(CurrentExposition(), request);
+  // /debug or /debug/health.
+  HttpResponse response;
+  const std::vector<DiagnosticsReport> reports = sources_.diagnostics();
+  if (path == "/debug") {
+    response.content_type = "text/html; charset=utf-8";
+    response.body = Share(DebugPageHtml(reports));
+  } else {
+    response.content_type = "application/json";
+    response.body = Share(DebugHealthJson(reports));
+  }
+  response.headers.emplace_back("Cache-Control", "no-store");
+  return response;
+}
+
+}  // namespace poolwatch::exporter

@@ -1,0 +1,97 @@
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "poolwatch/diagnostics_store.h"
+#include "poolwatch/exporter/exporter.h"
+
+namespace poolwatch::exporter {
+
+// The parts of an HTTP request that the exporter answers to; no socket types, so that handling
+// is a plain function, testable and fuzzable without a server.
+struct HttpRequest {
+  std::string method;
+  std::string target;
+  std::string accept_encoding;
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  // Immutable and shared: an exposition is served to every scrape of it without a copy.
+  std::shared_ptr<const std::string> body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+
+  std::string_view text() const { return body ? std::string_view(*body) : std::string_view(); }
+};
+
+struct HandlerSources {
+  std::vector<const prometheus::Collectable*> collectables;     // scraped in this order
+  std::function<Probe()> liveness;                              // /healthz
+  std::function<Probe()> readiness;                             // /readyz
+  std::function<std::vector<DiagnosticsReport>()> diagnostics;  // /debug, /debug/health
+  // Changes whenever the pool series may have (a new snapshot). Set: /metrics reuses one
+  // serialized exposition per generation, for at most kMaxExpositionAge. Empty: never reuse.
+  std::function<std::uint64_t()> generation;
+  std::string title = "poolwatch";  // of the landing page
+};
+
+// How long a serialized exposition may be served again: bounds how stale the process_* figures
+// can be when no new snapshot comes (a stalled loop).
+inline constexpr std::chrono::milliseconds kMaxExpositionAge{100};
+
+inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// Answers the exporter's endpoints: /metrics, /healthz, /readyz, /debug, /debug/health and the
+// landing page /. GET and HEAD only.
+//
+// Thread-safety: thread-safe as far as its sources are (all of the exporter's are).
+class HttpHandler {
+ public:
+  explicit HttpHandler(HandlerSources sources);
+
+  // The answer, whatever it takes to make it: /debug is rendered, a new exposition collected,
+  // serialized and gzipped. For a thread other than the I/O thread.
+  HttpResponse Handle(const HttpRequest& request) const;
+  // The answer if it is ready at once (probes, the landing page, errors, /metrics of a
+  // generation serialized already), else nothing: then Handle() it elsewhere. For the I/O
+  // thread.
+  std::optional<HttpResponse> HandleQuickly(const HttpRequest& request) const;
+
+  // The /metrics body, uncompressed, freshly collected.
+  std::string Scrape() const;
+
+ private:
+  // One serialized exposition, immutable once made: its text and gzip form.
+  struct Exposition {
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point built;
+    std::string text;
+    std::string gzip;
+  };
+
+  // The exposition of the current generation if one was made within kMaxExpositionAge.
+  std::shared_ptr<const Exposition> FreshExposition() const;
+  // FreshExposition(), else a new one.
+  std::shared_ptr<const Exposition> CurrentExposition() const;
+  static HttpResponse Metrics(const std::shared_ptr<const Exposition>& exposition,
+                              const HttpRequest& request);
+
+  HandlerSources sources_;
+  std::shared_ptr<const std::string> landing_page_;
+  mutable std::mutex cache_mutex_;
+  mutable std::shared_ptr<const Exposition> cache_;
+};
+
+}  // namespace poolwatch::exporter

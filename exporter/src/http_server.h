@@ -1,0 +1,69 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http_handler.h"
+#include "poolwatch/exporter/exporter.h"
+#include "poolwatch/exporter/options.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace poolwatch::exporter {
+
+// An HTTP/1.1 server (Boost.Beast) that answers every request with an HttpHandler, over plain
+// HTTP or TLS (Asio's SSL over OpenSSL) and with basic auth, as its WebSecurity says.
+//
+// The io_context's thread does only I/O: answers that are ready (probes, a /metrics exposition
+// made already) are written from there without a copy; the others (/debug, a new exposition)
+// are made on a render thread of the server's own, and bcrypt for a (user, password) pair not
+// seen yet on another, so that neither a /debug page nor a password guesser delays a scrape.
+//
+// Limits: request size (line, headers and body together), time to receive a request
+// (header_timeout for a connection's first, idle_timeout for later ones on a kept-alive
+// connection) and concurrent connections (over the limit: 503 and close). A refused request
+// (413, 431, 400, 503) is answered, then the connection is closed lingering, as nginx and Go's
+// net/http close: half-closed, then what the client still sends is read and discarded for a
+// bounded time and size, so that the client reads the refusal instead of a reset.
+//
+// Thread-safety: construct and destroy on one thread, while the io_context is not running or
+// from outside it; the rest from any thread.
+class HttpServer {
+ public:
+  // Binds and listens at once. Throws std::runtime_error naming the address when it cannot
+  // (address in use, permission, unknown host).
+  // `web`: TLS and basic auth (null: plain HTTP, no auth). `name`: the Server header, and the
+  // basic-auth realm.
+  HttpServer(boost::asio::io_context& io, const ListenAddress& address, const HttpOptions& limits,
+             const HttpHandler& handler, std::shared_ptr<const WebSecurity> web = nullptr,
+             std::string name = "poolwatch");
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  void Start();  // starts accepting connections
+  // Closes the listener and starts the drain: idle connections close; a connection whose
+  // request has been read completes its response, then closes. Returns at once.
+  void Stop();
+  // Closes every connection still open (the drain took too long).
+  void Abort();
+  std::size_t connections() const;  // open now
+
+  // For a reloaded web config: new connections get its transport (TLS or not), every request
+  // from now on its users.
+  void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
+
+  std::uint16_t port() const;         // the bound port (the real one when asked for port 0)
+  std::string local_address() const;  // e.g. "127.0.0.1:9720"
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace poolwatch::exporter

@@ -1,0 +1,246 @@
+// The exporter component as an embedder uses it, through its public header only: loops of the
+// test's own, served on port 0 over real HTTP, on the exporter's I/O thread or on the test's
+// io_context; and Stop() draining what is under way.
+#include "poolwatch/exporter/exporter.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <mutex>
+#include <thread>
+
+#include "daemon_process.h"
+#include "http_client.h"
+#include "poolwatch/buffer_pool.h"
+#include "poolwatch/health_monitor.h"
+
+namespace poolwatch::exporter {
+namespace {
+
+using namespace std::chrono_literals;
+using poolwatch::testing::Eventually;
+using poolwatch::testing::HttpGet;
+using poolwatch::testing::HttpRequest;
+using poolwatch::testing::ParseSamples;
+
+// A loop of the test's own: `frames` frames of a pool that holds one buffer per frame.
+struct TestLoop {
+  TestLoop(const std::string& loop, const std::string& pool_name)
+      : monitor({.loop = loop, .period = 10ms}) {
+    monitor.AddPool(pool_name, pool);
+  }
+  void Run(int frames) {
+    for (int i = 0; i < frames; ++i) {
+      pool.Acquire(BufferFormat::kU8, 64, "test.held");
+      monitor.EndFrame({});
+    }
+  }
+  BufferPool pool;
+  HealthMonitor monitor;
+};
+
+// A collectable whose Collect() takes `delay`: a scrape that is slow to make.
+class SlowCollectable final : public prometheus::Collectable {
+ public:
+  explicit SlowCollectable(std::chrono::milliseconds delay) : delay_(delay) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    ++calls;
+    std::this_thread::sleep_for(delay_);
+    return {};
+  }
+  mutable std::atomic<int> calls{0};
+
+ private:
+  std::chrono::milliseconds delay_;
+};
+
+struct LogLines {
+  std::string All() const {
+    std::scoped_lock lock(mutex);
+    return text;
+  }
+  LogCallback Callback() {
+    return [this](LogLevel, std::string_view line) {
+      std::scoped_lock lock(mutex);
+      text.append(line).append("\n");
+    };
+  }
+  mutable std::mutex mutex;
+  std::string text;
+};
+
+TEST(ExporterTest, ServesEveryAttachedLoopOnPortZeroFromItsOwnThread) {
+  LogLines log;
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  options.log = log.Callback();
+  Exporter exporter(options);
+  TestLoop sim("sim", "render");
+  TestLoop audio("audio", "audio");
+  exporter.Attach(sim.monitor);
+  exporter.Attach(audio.monitor);
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildCounter()
+      .Name("game_matches_total")
+      .Help("Matches.")
+      .Register(*registry)
+      .Add({});
+  exporter.RegisterCollectable(registry);
+  exporter.Start();
+  ASSERT_NE(exporter.port(), 0);
+  EXPECT_EQ(exporter.local_address(), "127.0.0.1:" + std::to_string(exporter.port()));
+  EXPECT_NE(log.All().find("exporter listening on " + exporter.local_address()), std::string::npos)
+      << log.All();
+
+  EXPECT_EQ(HttpGet(exporter.port(), "/readyz").status, 503U) << "no loop has published yet";
+  sim.Run(5);
+  audio.Run(3);
+  EXPECT_EQ(HttpGet(exporter.port(), "/readyz").status, 200U);
+  EXPECT_EQ(HttpGet(exporter.port(), "/healthz").status, 200U);
+  const auto scrape = HttpGet(exporter.port(), "/metrics");
+  ASSERT_EQ(scrape.status, 200U) << scrape.error;
+  EXPECT_EQ(scrape.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const auto samples = ParseSamples(scrape.body);
+  EXPECT_EQ(samples.at("poolwatch_pool_outstanding_buffers{pool=\"render\"}"), 5);
+  EXPECT_EQ(samples.at("poolwatch_pool_outstanding_buffers{pool=\"audio\"}"), 3);
+  EXPECT_EQ(samples.at("poolwatch_frames_total{loop=\"sim\"}"), 5);
+  EXPECT_EQ(samples.at("game_matches_total"), 0);
+  EXPECT_TRUE(samples.contains("process_resident_memory_bytes"));
+  EXPECT_EQ(HttpGet(exporter.port(), "/debug/health").status, 200U);
+  EXPECT_EQ(exporter.Diagnostics().size(), 2U);
+
+  exporter.Stop();
+  EXPECT_NE(log.All().find("stopped serving"), std::string::npos);
+  EXPECT_NE(HttpGet(exporter.port(), "/healthz").status, 200U) << "the listener is closed";
+}
+
+TEST(ExporterTest, ServesOnTheEmbeddersIoContext) {
+  boost::asio::io_context io;
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  Exporter exporter(options);
+  TestLoop loop("main", "pool");
+  exporter.Attach(loop.monitor);
+  exporter.Start(io);
+  std::thread io_thread([&] { io.run(); });
+  loop.Run(2);
+  const auto scrape = HttpGet(exporter.port(), "/metrics");
+  EXPECT_EQ(scrape.status, 200U) << scrape.error;
+  EXPECT_EQ(ParseSamples(scrape.body).at("poolwatch_frames_total{loop=\"main\"}"), 2);
+  exporter.Stop();
+  io.stop();
+  io_thread.join();
+}
+
+TEST(ExporterTest, RefusesBadOptionsNamingThem) {
+  const auto error_of = [](Options options) -> std::string {
+    try {
+      Exporter exporter(std::move(options));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  Options bad_listen;
+  bad_listen.http.listen = "9720";
+  EXPECT_NE(error_of(bad_listen).find("http.listen: must be HOST:PORT"), std::string::npos);
+  Options bad_name;
+  bad_name.server_name = "a b";
+  EXPECT_NE(error_of(bad_name).find("server_name:"), std::string::npos);
+  Options missing_web;
+  missing_web.http.web_config_file = "/nonexistent/web.yml";
+  EXPECT_NE(error_of(missing_web).find("http.web_config_file: /nonexistent/web.yml"),
+            std::string::npos);
+
+  Options taken;
+  taken.http.listen = "127.0.0.1:0";
+  Exporter first(taken);
+  first.Start();
+  taken.http.listen = first.local_address();
+  Exporter second(taken);
+  try {
+    second.Start();
+    ADD_FAILURE() << "bound a port in use";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on " + first.local_address()),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ExporterTest, ADuplicateLoopOrPoolNameIsRefusedAtAttach) {
+  Exporter exporter(Options{});
+  TestLoop a("main", "render");
+  TestLoop b("main", "physics");
+  TestLoop c("other", "render");
+  exporter.Attach(a.monitor);
+  EXPECT_THROW(exporter.Attach(b.monitor), std::invalid_argument);
+  EXPECT_THROW(exporter.Attach(c.monitor), std::invalid_argument);
+}
+
+// Stop() while a scrape is being made: the listener closes at once, an idle kept-alive
+// connection is closed, and the scrape under way still gets its whole answer.
+TEST(ExporterTest, StopDrainsTheAnswersUnderWay) {
+  LogLines log;
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  options.log = log.Callback();
+  Exporter exporter(options);
+  TestLoop loop("main", "pool");
+  exporter.Attach(loop.monitor);
+  auto slow = std::make_shared<SlowCollectable>(600ms);
+  exporter.RegisterCollectable(slow);
+  exporter.Start();
+  loop.Run(1);
+  const std::uint16_t port = exporter.port();
+
+  poolwatch::testing::HttpResult under_way;
+  std::thread scraper([&] { under_way = HttpRequest(port, "GET", "/metrics", {}, 5s); });
+  ASSERT_TRUE(Eventually([&] { return slow->calls > 0; }, 5s));
+  const auto start = std::chrono::steady_clock::now();
+  exporter.Stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  scraper.join();
+
+  ASSERT_EQ(under_way.status, 200U)
+      << under_way.error << " took "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << log.All();
+  EXPECT_NE(under_way.body.find("poolwatch_frames_total{loop=\"main\"} 1"), std::string::npos);
+  EXPECT_EQ(under_way.headers.at("connection"), "close") << "no keep-alive while draining";
+  EXPECT_GT(took, 300ms) << "Stop() returned before the answer under way was written";
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(log.All().find("still open after the drain timeout"), std::string::npos);
+}
+
+// An answer that takes longer than drain_timeout does not hold the stop up: its connection is
+// closed, and the log says so.
+TEST(ExporterTest, TheDrainIsBoundedByItsTimeout) {
+  LogLines log;
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  options.drain_timeout = 200ms;
+  options.log = log.Callback();
+  Exporter exporter(options);
+  TestLoop loop("main", "pool");
+  exporter.Attach(loop.monitor);
+  auto slow = std::make_shared<SlowCollectable>(2s);
+  exporter.RegisterCollectable(slow);
+  exporter.Start();
+  loop.Run(1);
+
+  std::thread scraper([&] { HttpRequest(exporter.port(), "GET", "/metrics", {}, 5s); });
+  ASSERT_TRUE(Eventually([&] { return slow->calls > 0; }, 5s));
+  const auto start = std::chrono::steady_clock::now();
+  exporter.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+  scraper.join();
+  EXPECT_NE(log.All().find("1 connection(s) still open after the drain timeout of 200 ms"),
+            std::string::npos)
+      << log.All();
+}
+
+}  // namespace
+}  // namespace poolwatch::exporter

@@ -10,6 +10,7 @@ COPY cmake cmake
 COPY lib lib
 COPY exporter exporter
 COPY daemon daemon
+COPY examples examples
 RUN cmake --preset release \
  && cmake --build --preset release --target poolwatchd \
  && strip build/release/daemon/poolwatchd \

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,10 +72,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("poolwatchd {} (revision {}) starting", poolwatch::kVersion, poolwatch::kRevision);
-  Daemon daemon(config, [cli] { return LoadConfig(cli.config_path, cli.overrides); });
+  std::optional<Daemon> daemon;
   try {
-    daemon.Start();
-  } catch (const std::exception& e) {
+    daemon.emplace(config, [cli] { return LoadConfig(cli.config_path, cli.overrides); });
+    daemon->Start();
+  } catch (const std::exception& e) {  // cannot bind, typically
     spdlog::critical("{}", e.what());
     return kExitRuntime;
   }
@@ -82,10 +84,10 @@ int main(int argc, char** argv) {
   int signal = 0;
   while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
     spdlog::info("received SIGHUP, reloading the config");
-    daemon.Reload();
+    daemon->Reload();
   }
   spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  daemon.Stop();
+  daemon->Stop();
   spdlog::info("stopped");
   spdlog::shutdown();
   return 0;

@@ -215,6 +215,55 @@ TEST(ExporterTest, StopDrainsTheAnswersUnderWay) {
   EXPECT_EQ(log.All().find("still open after the drain timeout"), std::string::npos);
 }
 
+// Stop() under a flood of scrapes: every answer the flood gets is whole; a request either gets
+// one or finds the connection refused or closed before its answer began, never a cut-off body.
+TEST(ExporterTest, StopUnderAScrapeFloodCutsNoAnswer) {
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  Exporter exporter(options);
+  TestLoop loop("main", "pool");
+  exporter.Attach(loop.monitor);
+  exporter.Start();
+  loop.Run(1);
+  const std::uint16_t port = exporter.port();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> whole{0};
+  std::mutex mutex;
+  std::vector<std::string> cut;
+  std::vector<std::thread> flood;
+  flood.reserve(6);
+  for (int t = 0; t < 6; ++t) {
+    flood.emplace_back([&, t] {
+      while (!stop) {
+        const auto result = HttpRequest(port, "GET", t % 3 == 2 ? "/debug" : "/metrics", {}, 2s);
+        if (result.status == 200U) {
+          if (result.body.find("</html>") != std::string::npos ||
+              result.body.find("process_threads") != std::string::npos) {
+            ++whole;
+          } else {
+            std::scoped_lock lock(mutex);
+            cut.emplace_back("200 without its end");
+          }
+        } else if (result.error.find("partial message") != std::string::npos) {
+          std::scoped_lock lock(mutex);
+          cut.push_back(result.error);
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return whole > 100; }, 10s));
+  const auto start = std::chrono::steady_clock::now();
+  exporter.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  const int answered_at_stop = whole;
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  for (auto& thread : flood) thread.join();
+  EXPECT_TRUE(cut.empty()) << cut.size() << " cut off, e.g. " << cut.front();
+  EXPECT_LE(whole - answered_at_stop, 6) << "answers after Stop() returned";
+}
+
 // An answer that takes longer than drain_timeout does not hold the stop up: its connection is
 // closed, and the log says so.
 TEST(ExporterTest, TheDrainIsBoundedByItsTimeout) {

@@ -117,6 +117,10 @@ HttpResponse HttpHandler::Metrics(const std::shared_ptr<const Exposition>& expos
   return response;
 }
 
+bool HttpHandler::IsMetrics(const HttpRequest& request) {
+  return PathOf(request.target) == "/metrics";
+}
+
 std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") {
     HttpResponse response = Text(405, "method not allowed: use GET or HEAD\n");

@@ -69,6 +69,9 @@ class HttpHandler {
   // thread.
   std::optional<HttpResponse> HandleQuickly(const HttpRequest& request) const;
 
+  // Whether it asks for /metrics (made on a thread of its own when not ready).
+  static bool IsMetrics(const HttpRequest& request);
+
   // The /metrics body, uncompressed, freshly collected.
   std::string Scrape() const;
 

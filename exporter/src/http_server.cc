@@ -88,12 +88,14 @@ class Connection {
 struct ServerState {
   ServerState(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web,
               std::string server_name, asio::thread_pool::executor_type bcrypt_executor,
-              asio::thread_pool::executor_type render_executor)
+              asio::thread_pool::executor_type exposition_executor,
+              asio::thread_pool::executor_type page_executor)
       : handler(h),
         limits(std::move(l)),
         name(std::move(server_name)),
         hasher(std::move(bcrypt_executor)),
-        renderer(std::move(render_executor)),
+        expositions(std::move(exposition_executor)),
+        pages(std::move(page_executor)),
         security(std::make_shared<Security>(std::move(web))) {}
 
   std::shared_ptr<const Security> CurrentSecurity() const {
@@ -120,8 +122,10 @@ struct ServerState {
   const HttpHandler& handler;
   HttpOptions limits;
   const std::string name;
-  asio::thread_pool::executor_type hasher;    // runs bcrypt, off the I/O thread
-  asio::thread_pool::executor_type renderer;  // renders /debug and new expositions
+  asio::thread_pool::executor_type hasher;  // runs bcrypt, off the I/O thread
+  // Apart, so that a flood of /debug never queues a scrape behind it.
+  asio::thread_pool::executor_type expositions;  // collects, serializes and gzips
+  asio::thread_pool::executor_type pages;        // renders /debug and /debug/health
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> draining{false};
   mutable std::mutex mutex;
@@ -290,8 +294,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
                });
   }
 
-  // Answers the request just read: at once if the answer is ready, else from the render thread;
-  // 401 if not `granted`.
+  // Answers the request just read: at once if the answer is ready, else from the exposition or
+  // the page thread; 401 if not `granted`.
   void Answer(bool granted) {
     const auto& req = parser_->get();
     if (!granted) {
@@ -304,7 +308,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     HttpRequest request{std::string(req.method_string()), std::string(req.target()),
                         std::string(req[http::field::accept_encoding])};
     if (auto ready = State().handler.HandleQuickly(request)) return Respond(std::move(*ready));
-    asio::post(State().renderer,
+    asio::post(HttpHandler::IsMetrics(request) ? State().expositions : State().pages,
                [self = Self(), work = asio::make_work_guard(stream_.get_executor()),
                 request = std::move(request)] {
                  HttpResponse response = self->State().handler.Handle(request);
@@ -486,7 +490,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       : io_context(io),
         acceptor(asio::make_strand(io)),
         shared(std::make_shared<ServerState>(handler, limits, std::move(web), std::move(name),
-                                             hasher.get_executor(), renderer.get_executor())) {}
+                                             hasher.get_executor(), expositions.get_executor(),
+                                             pages.get_executor())) {}
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(io_context),
@@ -526,7 +531,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   // First: ServerState holds their executors.
   asio::thread_pool hasher{1};
-  asio::thread_pool renderer{1};
+  asio::thread_pool expositions{1};
+  asio::thread_pool pages{1};
   asio::io_context& io_context;
   tcp::acceptor acceptor;
   std::shared_ptr<ServerState> shared;
@@ -575,7 +581,7 @@ HttpServer::~HttpServer() {
   Stop();
   // Work still queued is dropped with its connections; a running one finishes and posts its
   // answer to the io_context.
-  for (asio::thread_pool* pool : {&impl_->hasher, &impl_->renderer}) {
+  for (asio::thread_pool* pool : {&impl_->hasher, &impl_->expositions, &impl_->pages}) {
     pool->stop();
     pool->join();
   }

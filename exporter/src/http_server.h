@@ -21,8 +21,9 @@ namespace poolwatch::exporter {
 //
 // The io_context's thread does only I/O: answers that are ready (probes, a /metrics exposition
 // made already) are written from there without a copy; the others (/debug, a new exposition)
-// are made on a render thread of the server's own, and bcrypt for a (user, password) pair not
-// seen yet on another, so that neither a /debug page nor a password guesser delays a scrape.
+// are made on threads of the server's own (one for expositions, one for /debug pages), and
+// bcrypt for a (user, password) pair not seen yet on a third, so that neither a /debug page
+// nor a password guesser delays a scrape.
 //
 // Limits: request size (line, headers and body together), time to receive a request
 // (header_timeout for a connection's first, idle_timeout for later ones on a kept-alive

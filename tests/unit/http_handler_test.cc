@@ -97,7 +97,8 @@ TEST_F(HttpHandlerTest, OneExpositionIsServedPerGenerationAndANewOneAfterIt) {
 }
 
 // What the I/O thread may answer itself, and how: a made exposition is shared by every response
-// of its generation, never copied; /debug and a new exposition are left to the render thread.
+// of its generation, never copied; /debug and a new exposition are left to the server's other
+// threads.
 TEST_F(HttpHandlerTest, TheIoThreadAnswersOnlyWhatIsReadyAndSharesTheExposition) {
   EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", ""})) << "nothing serialized yet";
   const HttpResponse made = Get("/metrics", "gzip");

@@ -75,7 +75,8 @@ struct Options {
 //   exporter.Stop();            // drains: answers begun are completed
 //
 // One exposition is serialized (and gzipped) per snapshot, off the I/O thread, and served to
-// every scrape of it without a copy; /debug is rendered off the I/O thread too.
+// every scrape of it without a copy; /debug is rendered off the I/O thread too, on a thread of
+// its own.
 //
 // Thread-safety: construct, Attach, RegisterCollectable, Set*Probe, Start and Stop from one
 // thread; Stop() from a thread that does not run the io_context (or from one that does, in

@@ -284,6 +284,4 @@ const MetricsPublisher& Exporter::publisher() const { return impl_->publisher; }
 
 std::vector<DiagnosticsReport> Exporter::Diagnostics() const { return impl_->Diagnostics(); }
 
-std::string Exporter::Scrape() const { return impl_->handler.Scrape(); }
-
 }  // namespace poolwatch::exporter

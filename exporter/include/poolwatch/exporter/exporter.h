@@ -79,8 +79,9 @@ struct Options {
 // its own.
 //
 // Thread-safety: construct, Attach, RegisterCollectable, Set*Probe, Start and Stop from one
-// thread; Stop() from a thread that does not run the io_context (or from one that does, in
-// which case it starts the drain and returns). The rest is thread-safe.
+// thread, which is not the exporter's own I/O thread. With the embedder's io_context, Stop()
+// from a thread that runs it starts the drain and returns without waiting. The rest is
+// thread-safe.
 class Exporter {
  public:
   // Checks the options (listen address, limits) and loads the web config file if one is named.
@@ -124,9 +125,6 @@ class Exporter {
   const MetricsPublisher& publisher() const;
   // Every attached pool's diagnosis, in the order attached.
   std::vector<DiagnosticsReport> Diagnostics() const;
-
-  // The text of /metrics, freshly collected (as a scrape without gzip would get it).
-  std::string Scrape() const;
 
  private:
   struct Impl;

@@ -1,21 +1,31 @@
 #pragma once
 
-// Frame workloads shared by the instrumented, plain and malloc variants of poolwatch_bench.
-// Each workload is a template over an allocator with Alloc(format, count) -> void* and
-// EndFrame(), so the three variants run exactly the same frame.
+// Frame workloads shared by every variant of poolwatch_bench (the pool instrumented and plain,
+// and the anchors it is compared with: a bump arena, mimalloc, glibc's malloc). Each workload is
+// a template over an allocator with Alloc(format, count) -> void*, EndFrame() and HeldBytes(),
+// so every variant runs exactly the same frame.
 
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "poolwatch/buffer_format.h"
 
 namespace poolwatch::bench {
 
-enum class Workload { kReferenceFrame, kManySmall, kFewLarge, kManyKeys };
+enum class Workload { kReferenceFrame, kManySmall, kFewLarge, kManyKeys, kSequence };
+
+inline constexpr Workload kWorkloads[] = {Workload::kReferenceFrame, Workload::kManySmall,
+                                          Workload::kFewLarge, Workload::kManyKeys,
+                                          Workload::kSequence};
 
 inline const char* WorkloadName(Workload workload) {
   switch (workload) {
@@ -27,6 +37,8 @@ inline const char* WorkloadName(Workload workload) {
       return "BM_FewLargeBuffers";
     case Workload::kManyKeys:
       return "BM_ManyKeys";
+    case Workload::kSequence:
+      return "BM_Sequence";
   }
   return "";
 }
@@ -55,6 +67,8 @@ inline std::int64_t AllocationsPerFrame(Workload workload) {
       return 4;
     case Workload::kManyKeys:
       return 200;
+    case Workload::kSequence:
+      return 3 + 256 + 4 + 200;
   }
   return 1;
 }
@@ -78,6 +92,13 @@ void RunFrame(Allocator& a, Workload workload) {
     case Workload::kManyKeys:  // 200 distinct sizes, one buffer each
       for (std::uint32_t i = 0; i < 200; ++i) Use(a, BufferFormat::kF32, 100 + i);
       break;
+    case Workload::kSequence:  // one frame of each of the four above, in turn: what the same
+                               // allocator does when the frames of a process change shape
+      RunFrame(a, Workload::kReferenceFrame);
+      RunFrame(a, Workload::kManySmall);
+      RunFrame(a, Workload::kFewLarge);
+      RunFrame(a, Workload::kManyKeys);
+      return;
   }
   a.EndFrame();
 }
@@ -87,23 +108,97 @@ struct PoolAllocator {
   Pool pool;
   void* Alloc(BufferFormat format, std::uint32_t count) { return pool.Alloc(format, count).data(); }
   void EndFrame() { pool.EndFrame(); }
+  std::uint64_t HeldBytes() const { return pool.AuditBytes().pooled_bytes; }
 };
 
-// What a frame does without a pool: malloc every buffer, free them all at the frame's end.
-struct MallocAllocator {
-  std::vector<void*> live;
-  MallocAllocator() { live.reserve(1024); }
+// The lower bound: a frame arena that bumps a cursor through one block (64-byte aligned, as the
+// pool's memory is) and resets it at the frame's end. It knows nothing about its buffers: no
+// keys, no reuse across frames by size, no held buffers, no counts. After a frame that
+// overflowed, the block grows to the frame's size, so a steady frame bumps through one block.
+class ArenaAllocator {
+ public:
   void* Alloc(BufferFormat format, std::uint32_t count) {
-    void* p = std::malloc(ElementSize(format) * count);
+    const std::size_t bytes = (ElementSize(format) * count + kAlign - 1) & ~(kAlign - 1);
+    if (used_ + bytes <= capacity_) {
+      std::byte* p = block_.get() + used_;
+      used_ += bytes;
+      return p;
+    }
+    overflow_.emplace_back(new (std::align_val_t{kAlign}) std::byte[bytes]);
+    overflow_bytes_ += bytes;
+    return overflow_.back().get();
+  }
+  void EndFrame() {
+    if (!overflow_.empty()) {
+      capacity_ += overflow_bytes_;
+      block_.reset(new (std::align_val_t{kAlign}) std::byte[capacity_]);
+      overflow_.clear();
+      overflow_bytes_ = 0;
+    }
+    used_ = 0;
+  }
+  std::uint64_t HeldBytes() const { return capacity_; }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  struct AlignedDelete {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{kAlign}); }
+  };
+  using Block = std::unique_ptr<std::byte[], AlignedDelete>;
+  Block block_;
+  std::size_t capacity_ = 0;
+  std::size_t used_ = 0;
+  std::vector<Block> overflow_;
+  std::size_t overflow_bytes_ = 0;
+};
+
+// What a frame does without a pool: allocate every buffer from a general-purpose allocator and
+// free them all at the frame's end. Malloc and Free name the allocator; HeldBytes is what it
+// holds from the system.
+template <typename Heap>
+struct HeapAllocator {
+  std::vector<void*> live;
+  HeapAllocator() { live.reserve(1024); }
+  void* Alloc(BufferFormat format, std::uint32_t count) {
+    void* p = Heap::Malloc(ElementSize(format) * count);
     live.push_back(p);
     return p;
   }
   void EndFrame() {
-    for (void* p : live) std::free(p);
+    for (void* p : live) Heap::Free(p);
     live.clear();
   }
+  std::uint64_t HeldBytes() const { return Heap::HeldBytes(); }
 };
 
+struct Glibc {
+  static void* Malloc(std::size_t bytes) { return std::malloc(bytes); }
+  static void Free(void* p) { std::free(p); }
+  // Main arena plus mmapped chunks: what glibc holds from the system.
+  static std::uint64_t HeldBytes() {
+    const struct mallinfo2 info = mallinfo2();
+    return info.arena + info.hblkhd;
+  }
+};
+using MallocAllocator = HeapAllocator<Glibc>;
+
+// The bytes a workload's frame asks for, without rounding: what a perfect allocator would hold.
+inline std::uint64_t RequestedBytes(Workload workload) {
+  struct Counter {
+    std::vector<std::unique_ptr<std::byte[]>> live;
+    std::uint64_t bytes = 0;
+    void* Alloc(BufferFormat format, std::uint32_t count) {
+      bytes += ElementSize(format) * count;
+      return live.emplace_back(new std::byte[ElementSize(format) * count]).get();
+    }
+    void EndFrame() { live.clear(); }
+  } counter;
+  RunFrame(counter, workload);
+  return counter.bytes;
+}
+
+// Time per frame; counters: the bytes the frame asks for (requested_B, the largest frame's for
+// BM_Sequence) and what the allocator holds after the measured frames (held_B).
 template <typename Allocator>
 void RegisterFrameBenchmark(Workload workload, const char* variant) {
   const std::string name = std::string(WorkloadName(workload)) + "/" + variant;
@@ -112,6 +207,16 @@ void RegisterFrameBenchmark(Workload workload, const char* variant) {
     RunFrame(allocator, workload);  // warm: the pool's first frame allocates
     for (auto _ : state) RunFrame(allocator, workload);
     state.SetItemsProcessed(state.iterations() * AllocationsPerFrame(workload));
+    std::uint64_t requested = RequestedBytes(workload);
+    if (workload == Workload::kSequence) {
+      requested = 0;
+      for (Workload w : {Workload::kReferenceFrame, Workload::kManySmall, Workload::kFewLarge,
+                         Workload::kManyKeys}) {
+        requested = std::max(requested, RequestedBytes(w));
+      }
+    }
+    state.counters["requested_B"] = static_cast<double>(requested);
+    state.counters["held_B"] = static_cast<double>(allocator.HeldBytes());
   });
 }
 

@@ -13,10 +13,10 @@ build_packages=(
   libssl-dev libcrypt-dev libyaml-cpp-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
+  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
 )
-bench_packages=(libbenchmark-dev wrk prometheus-node-exporter curl)
+bench_packages=(libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl)
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 case "$what" in
   build) packages=("${build_packages[@]}") ;;

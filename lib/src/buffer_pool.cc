@@ -6,7 +6,14 @@
 namespace poolwatch {
 inline namespace POOLWATCH_POOL_NAMESPACE {
 
-BufferPool::BufferPool(PoolOptions options) : options_(options) {}
+namespace {
+constexpr std::size_t kInitialTableSize = 16;
+constexpr int kInitialTableShift = 64 - 4;
+static_assert(std::size_t{1} << (64 - kInitialTableShift) == kInitialTableSize);
+}  // namespace
+
+BufferPool::BufferPool(PoolOptions options)
+    : options_(options), table_(kInitialTableSize), table_shift_(kInitialTableShift) {}
 
 BufferPool::~BufferPool() {
   for (Slot& slot : slots_) {
@@ -14,60 +21,59 @@ BufferPool::~BufferPool() {
   }
 }
 
-Buffer BufferPool::Alloc(BufferFormat format, std::uint32_t count, const char* site) {
-  return Take(format, count, site, SlotState::kFrameScoped);
+// Alloc() when the key is new or all its buffers are out: new memory, within the byte cap.
+Buffer BufferPool::AllocSlow(BufferFormat format, std::uint32_t count) {
+  if (count == 0) return {};
+  const std::uint32_t key_index = ResetIfStale(FindOrAddKey(format, count));
+  const std::uint32_t slot_index = NewBuffer(key_index);
+  if (slot_index == kNone) return {};
+  Key& key = keys_[key_index];
+  const Slot& slot = slots_[slot_index];
+  key.stack.push_back({slot.memory, slot_index, slot.generation});
+  ++key.cursor;
+  if constexpr (kPoolInstrumented) ++frame_scoped_;
+  return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
+}
+
+// Marks the key used this frame; on its first use in the frame, its cursor goes back to 0 (the
+// frame-scoped buffers it handed out before have all returned).
+std::uint32_t BufferPool::ResetIfStale(std::uint32_t key_index) {
+  Key& key = keys_[key_index];
+  if (key.last_used_frame != frame_) {
+    key.last_used_frame = frame_;
+    key.cursor = 0;
+  }
+  return key_index;
 }
 
 Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char* site) {
-  return Take(format, count, site, SlotState::kHeld);
-}
-
-Buffer BufferPool::Take(BufferFormat format, std::uint32_t count, const char* site,
-                        SlotState state) {
   if (count == 0) return {};
-  const std::uint32_t key_index = FindOrAddKey(format, count);
+  const std::uint32_t key_index = ResetIfStale(FindOrAddKey(format, count));
   std::uint32_t slot_index = kNone;
-  if (!keys_[key_index].free.empty()) {
-    slot_index = keys_[key_index].free.back();
-    keys_[key_index].free.pop_back();
+  if (Key& key = keys_[key_index]; key.stack.size() > key.cursor) {
+    slot_index = key.stack.back().slot;
+    key.stack.pop_back();
   } else {
-    const std::uint64_t bytes = keys_[key_index].buffer_bytes;
-    if (options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) {
-      if constexpr (kPoolInstrumented) ++allocation_failures_;
-      // A key made only for this refused request would count as bloat; drop it again.
-      if (keys_[key_index].live == 0) DropKey(key_index);
-      return {};
-    }
-    slot_index = NewSlot();
-    slots_[slot_index].memory =
-        static_cast<std::byte*>(::operator new (bytes, std::align_val_t{kAlignment}));
-    slots_[slot_index].key = key_index;
-    pooled_bytes_ += bytes;
-    if constexpr (kPoolInstrumented) ++misses_;
+    slot_index = NewBuffer(key_index);
+    if (slot_index == kNone) return {};
   }
 
   Key& key = keys_[key_index];
   Slot& slot = slots_[slot_index];
-  slot.state = state;
-  ++slot.generation;
-  ++key.live;
-  Touch(key_index);
-  // The only instrumentation a frame-scoped buffer pays for: totals, outstanding and in-use bytes
-  // are derived when the frame is sealed (after EndFrame only held buffers are in use).
-  if constexpr (kPoolInstrumented) ++frame_allocations_;
-  if (state == SlotState::kHeld) {
-    slot.held_index = static_cast<std::uint32_t>(held_.size());
-    held_.push_back(slot_index);
-    if constexpr (kPoolInstrumented) {
-      slot.site = site;
-      slot.frame = frame_;
-      held_bytes_ += key.buffer_bytes;
-      GroupAppend(slot_index);
-    }
-  } else {
-    frame_scoped_.push_back(slot_index);
+  slot.state = SlotState::kHeld;
+  ++slot.generation;  // every id handed out for this slot before is stale now
+  ++key.held;
+  slot.held_index = static_cast<std::uint32_t>(held_.size());
+  held_.push_back(slot_index);
+  if constexpr (kPoolInstrumented) {
+    ++frame_acquires_;
+    changed_ = true;
+    slot.site = site;
+    slot.frame = frame_;
+    held_bytes_ += key.buffer_bytes;
+    GroupAppend(slot_index);
   }
-  return MakeBuffer(slot_index);
+  return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
 }
 
 bool BufferPool::Release(BufferId id) {
@@ -80,40 +86,59 @@ bool BufferPool::Release(BufferId id) {
   slots_[moved].held_index = slot.held_index;
   held_.pop_back();
   slot.held_index = kNone;
+  Key& key = keys_[ResetIfStale(slot.key)];
   if constexpr (kPoolInstrumented) {
     GroupUnlink(id.slot);
     ++frame_releases_;
-    held_bytes_ -= keys_[slot.key].buffer_bytes;
+    changed_ = true;
+    held_bytes_ -= key.buffer_bytes;
   }
-  ReturnToFreeList(id.slot);
+  slot.state = SlotState::kPooled;
+  key.stack.push_back({slot.memory, id.slot, slot.generation});
+  --key.held;
   return true;
 }
 
+// Frame-scoped buffers return without a visit: the keys reset their cursors at their next use.
+// What is left is trimming (when on) and sealing, so a frame's end costs what an arena's reset
+// and a few counters cost.
 void BufferPool::EndFrame() {
-  for (std::uint32_t slot_index : frame_scoped_) ReturnToFreeList(slot_index);
-  if constexpr (kPoolInstrumented) frame_releases_ += frame_scoped_.size();
-  frame_scoped_.clear();
-
   if (options_.trim_idle_frames != 0) Trim();
 
   if constexpr (kPoolInstrumented) {
     // Sealing writes the frame's numbers straight into Stats(): nothing between two
-    // EndFrame() calls changes what Stats() shows.
-    sealed_.last_frame = {frame_, frame_allocations_, frame_releases_};
+    // EndFrame() calls changes what Stats() shows. A frame of frame-scoped traffic only (the
+    // common one) seals four numbers; anything else seals the rest too.
+    if (changed_) {
+      SealChanged();
+    } else {
+      const std::uint64_t n = frame_scoped_;  // each was an allocation and is now a release
+      sealed_.last_frame = {frame_, n, n};
+      sealed_.allocations_total += n;
+      sealed_.releases_total += n;
+    }
     sealed_.frames = frame_ + 1;
-    sealed_.allocations_total += frame_allocations_;
-    sealed_.releases_total += frame_releases_;
-    sealed_.misses_total = misses_;
-    sealed_.allocation_failures_total = allocation_failures_;
-    sealed_.trimmed_bytes_total = trimmed_bytes_;
-    sealed_.outstanding_buffers = sealed_.allocations_total - sealed_.releases_total;
-    sealed_.pooled_bytes = pooled_bytes_;
-    sealed_.in_use_bytes = held_bytes_;
-    sealed_.keys = key_index_.size();
-    frame_allocations_ = 0;
-    frame_releases_ = 0;
+    frame_scoped_ = 0;
   }
   ++frame_;
+}
+
+void BufferPool::SealChanged() {
+  const std::uint64_t allocations = frame_acquires_ + frame_scoped_;
+  const std::uint64_t releases = frame_releases_ + frame_scoped_;
+  sealed_.last_frame = {frame_, allocations, releases};
+  sealed_.allocations_total += allocations;
+  sealed_.releases_total += releases;
+  sealed_.misses_total = misses_;
+  sealed_.allocation_failures_total = allocation_failures_;
+  sealed_.trimmed_bytes_total = trimmed_bytes_;
+  sealed_.outstanding_buffers = held_.size();
+  sealed_.pooled_bytes = pooled_bytes_;
+  sealed_.in_use_bytes = held_bytes_;
+  sealed_.keys = active_keys_;
+  frame_acquires_ = 0;
+  frame_releases_ = 0;
+  changed_ = false;
 }
 
 void BufferPool::OutstandingBySite(std::vector<OutstandingGroup>& out) const {
@@ -160,6 +185,7 @@ void BufferPool::GroupUnlink(std::uint32_t slot_index) {
   slot.group_next = kNone;
 }
 
+// Walks the slots for pooled and held bytes, and the keys' cursors for frame-scoped ones.
 BufferPool::Audit BufferPool::AuditBytes() const {
   Audit audit;
   for (const Slot& slot : slots_) {
@@ -167,21 +193,18 @@ BufferPool::Audit BufferPool::AuditBytes() const {
     const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
     audit.pooled_bytes += bytes;
     ++audit.buffers;
-    if (slot.state == SlotState::kFrameScoped || slot.state == SlotState::kHeld) {
-      audit.in_use_bytes += bytes;
-    }
+    if (slot.state == SlotState::kHeld) audit.in_use_bytes += bytes;
+  }
+  for (const Key& key : keys_) {
+    if (key.active && key.last_used_frame == frame_)
+      audit.in_use_bytes += key.cursor * key.buffer_bytes;
   }
   return audit;
 }
 
 std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count) {
   const std::uint64_t packed = PackKey(format, count);
-  CachedKey& cached = key_cache_[CacheSlot(packed)];
-  if (cached.packed == packed) return cached.index;
-  if (auto it = key_index_.find(packed); it != key_index_.end()) {
-    cached = {packed, it->second};
-    return it->second;
-  }
+  if (const std::uint32_t found = FindKey(packed); found != kNone) return found;
 
   std::uint32_t index = 0;
   if (!empty_keys_.empty()) {
@@ -196,32 +219,81 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   key.format = format;
   key.count = count;
   key.buffer_bytes = static_cast<std::uint64_t>(count) * ElementSize(format);
-  key.free.clear();
-  key.live = 0;
+  key.cursor = 0;
+  key.last_used_frame = frame_;
+  key.stack.clear();
+  key.held = 0;
   key.active = true;
-  key.in_lru = false;
-  key_index_.emplace(packed, index);
-  cached = {packed, index};
+  ++active_keys_;
+  if constexpr (kPoolInstrumented) changed_ = true;
+  TableInsert(packed, index);
+  Enqueue(index, frame_);
   return index;
 }
 
-std::uint32_t BufferPool::NewSlot() {
-  if (!empty_slots_.empty()) {
-    const std::uint32_t index = empty_slots_.back();
-    empty_slots_.pop_back();
-    return index;
+void BufferPool::TableInsert(std::uint64_t packed, std::uint32_t index) {
+  if (2 * active_keys_ > table_.size()) {  // keep it at most half full
+    std::vector<TableEntry> old(2 * table_.size());
+    old.swap(table_);
+    --table_shift_;
+    for (const TableEntry& entry : old) {
+      if (entry.packed != kNoKey) TablePlace(entry);
+    }
   }
-  slots_.emplace_back();
-  return static_cast<std::uint32_t>(slots_.size() - 1);
+  TablePlace({packed, index});
 }
 
-void BufferPool::ReturnToFreeList(std::uint32_t slot_index) {
+void BufferPool::TablePlace(const TableEntry& entry) {
+  const std::size_t mask = table_.size() - 1;
+  std::size_t i = Home(entry.packed);
+  while (table_[i].packed != kNoKey) i = (i + 1) & mask;
+  table_[i] = entry;
+}
+
+// Removes a key and shifts back the entries after it that probed past its place, so that every
+// key stays reachable from its home without tombstones.
+void BufferPool::TableErase(std::uint64_t packed) {
+  const std::size_t mask = table_.size() - 1;
+  std::size_t hole = Home(packed);
+  while (table_[hole].packed != packed) hole = (hole + 1) & mask;
+  for (std::size_t next = (hole + 1) & mask; table_[next].packed != kNoKey;
+       next = (next + 1) & mask) {
+    // The entry at `next` may fill the hole if its home is not in (hole, next], cyclically.
+    const std::size_t home = Home(table_[next].packed);
+    const bool home_after_hole = ((home - hole) & mask) <= ((next - hole) & mask) && home != hole;
+    if (!home_after_hole) {
+      table_[hole] = table_[next];
+      hole = next;
+    }
+  }
+  table_[hole] = {};
+}
+
+// A slot with new memory for the key, counted as a miss; kNone when the byte cap refuses it.
+std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
+  const std::uint64_t bytes = keys_[key_index].buffer_bytes;
+  if constexpr (kPoolInstrumented) changed_ = true;
+  if (options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) {
+    if constexpr (kPoolInstrumented) ++allocation_failures_;
+    // A key made only for this refused request would count as bloat; drop it again.
+    if (keys_[key_index].stack.empty() && keys_[key_index].held == 0) DropKey(key_index);
+    return kNone;
+  }
+  std::uint32_t slot_index = 0;
+  if (!empty_slots_.empty()) {
+    slot_index = empty_slots_.back();
+    empty_slots_.pop_back();
+  } else {
+    slot_index = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
   Slot& slot = slots_[slot_index];
-  Key& key = keys_[slot.key];
-  slot.state = SlotState::kFree;
-  key.free.push_back(slot_index);
-  --key.live;
-  Touch(slot.key);
+  slot.memory = static_cast<std::byte*>(::operator new (bytes, std::align_val_t{kAlignment}));
+  slot.key = key_index;
+  slot.state = SlotState::kPooled;
+  pooled_bytes_ += bytes;
+  if constexpr (kPoolInstrumented) ++misses_;
+  return slot_index;
 }
 
 void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
@@ -230,77 +302,92 @@ void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
   slot.memory = nullptr;
   slot.state = SlotState::kEmpty;
   slot.key = kNone;
+  ++slot.generation;
   empty_slots_.push_back(slot_index);
 }
 
-void BufferPool::Touch(std::uint32_t key_index) {
+// Inserts the key into the trim queue, which stays sorted by queued_frame. A key is queued
+// with its latest use, the newest there is or nearly, so the walk from the tail is short.
+void BufferPool::Enqueue(std::uint32_t key_index, std::uint64_t queued_frame) {
+  std::uint32_t before = queue_tail_;  // the key goes right after this one
+  while (before != kNone && keys_[before].queued_frame > queued_frame) {
+    before = keys_[before].queue_prev;
+  }
   Key& key = keys_[key_index];
-  // Trimming only compares frames, so a key already moved to the tail this frame stays there.
-  if (key.in_lru && key.last_used_frame == frame_) return;
-  key.last_used_frame = frame_;
-  if (key.in_lru && lru_tail_ == key_index) return;
-  if (key.in_lru) LruUnlink(key_index);
-  key.lru_prev = lru_tail_;
-  key.lru_next = kNone;
-  if (lru_tail_ != kNone) keys_[lru_tail_].lru_next = key_index;
-  lru_tail_ = key_index;
-  if (lru_head_ == kNone) lru_head_ = key_index;
-  key.in_lru = true;
+  key.queued_frame = queued_frame;
+  key.queue_prev = before;
+  key.queue_next = before == kNone ? queue_head_ : keys_[before].queue_next;
+  if (key.queue_prev != kNone) {
+    keys_[key.queue_prev].queue_next = key_index;
+  } else {
+    queue_head_ = key_index;
+  }
+  if (key.queue_next != kNone) {
+    keys_[key.queue_next].queue_prev = key_index;
+  } else {
+    queue_tail_ = key_index;
+  }
+  key.in_queue = true;
 }
 
-void BufferPool::LruUnlink(std::uint32_t key_index) {
+void BufferPool::Dequeue(std::uint32_t key_index) {
   Key& key = keys_[key_index];
-  if (!key.in_lru) return;
-  if (key.lru_prev != kNone) {
-    keys_[key.lru_prev].lru_next = key.lru_next;
+  if (!key.in_queue) return;
+  if (key.queue_prev != kNone) {
+    keys_[key.queue_prev].queue_next = key.queue_next;
   } else {
-    lru_head_ = key.lru_next;
+    queue_head_ = key.queue_next;
   }
-  if (key.lru_next != kNone) {
-    keys_[key.lru_next].lru_prev = key.lru_prev;
+  if (key.queue_next != kNone) {
+    keys_[key.queue_next].queue_prev = key.queue_prev;
   } else {
-    lru_tail_ = key.lru_prev;
+    queue_tail_ = key.queue_prev;
   }
-  key.lru_prev = kNone;
-  key.lru_next = kNone;
-  key.in_lru = false;
+  key.queue_prev = kNone;
+  key.queue_next = kNone;
+  key.in_queue = false;
 }
 
-// Keys sit in the LRU list in order of last use, so only the idle ones at its head are visited.
-// A trimmed key leaves the list until it is used again; it is forgotten entirely once it has no
-// buffers left.
+// Uses do not move a key in the trim queue; they only stamp last_used_frame. Every key idle for
+// trim_idle_frames was queued at least that long ago, so all of them sit in the queue's head
+// among the keys whose queued_frame is that old. Trim visits exactly those: an idle one has its
+// free buffers freed (all of its stack: its cursor is from an earlier frame) and is dropped once
+// it holds nothing, or requeued to be looked at again after another idle period if it still has
+// held buffers; one used since it was queued is requeued at its last use.
 void BufferPool::Trim() {
-  while (lru_head_ != kNone &&
-         keys_[lru_head_].last_used_frame + options_.trim_idle_frames <= frame_) {
-    const std::uint32_t key_index = lru_head_;
+  const std::uint64_t idle = options_.trim_idle_frames;
+  while (queue_head_ != kNone && keys_[queue_head_].queued_frame + idle <= frame_) {
+    const std::uint32_t key_index = queue_head_;
     Key& key = keys_[key_index];
-    for (std::uint32_t slot_index : key.free) {
+    Dequeue(key_index);
+    if (key.last_used_frame + idle > frame_) {
+      Enqueue(key_index, key.last_used_frame);
+      continue;
+    }
+    if constexpr (kPoolInstrumented) changed_ = changed_ || !key.stack.empty();
+    for (const StackEntry& entry : key.stack) {
       pooled_bytes_ -= key.buffer_bytes;
       if constexpr (kPoolInstrumented) trimmed_bytes_ += key.buffer_bytes;
-      FreeSlotMemory(slot_index);
+      FreeSlotMemory(entry.slot);
     }
-    key.free.clear();
-    LruUnlink(key_index);
-    if (key.live == 0) DropKey(key_index);
+    key.stack.clear();
+    key.cursor = 0;
+    if (key.held == 0) {
+      DropKey(key_index);
+    } else {
+      Enqueue(key_index, frame_);
+    }
   }
 }
 
 void BufferPool::DropKey(std::uint32_t key_index) {
-  if (CachedKey& cached = key_cache_[CacheSlot(keys_[key_index].packed)];
-      cached.packed == keys_[key_index].packed) {
-    cached = {};
-  }
-  LruUnlink(key_index);
-  key_index_.erase(keys_[key_index].packed);
+  if constexpr (kPoolInstrumented) changed_ = true;
+  Dequeue(key_index);
+  TableErase(keys_[key_index].packed);
   keys_[key_index].active = false;
+  keys_[key_index].packed = kNoKey;
+  --active_keys_;
   empty_keys_.push_back(key_index);
-}
-
-Buffer BufferPool::MakeBuffer(std::uint32_t slot_index) const {
-  const Slot& slot = slots_[slot_index];
-  const Key& key = keys_[slot.key];
-  return {slot.memory, static_cast<std::size_t>(key.buffer_bytes), key.format, key.count,
-          BufferId{slot_index, slot.generation}};
 }
 
 OutstandingBuffer BufferPool::Describe(std::uint32_t slot_index) const {

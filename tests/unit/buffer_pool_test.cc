@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <map>
 #include <random>
+#include <set>
+#include <utility>
 #include <vector>
 
 namespace poolwatch {
@@ -248,6 +252,156 @@ TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperation
   }
   EXPECT_GT(pool.Stats().allocation_failures_total, 0U);
   EXPECT_GT(pool.Stats().trimmed_bytes_total, 0U);
+}
+
+// A model of the pool's contract, kept by the test: which keys exist (trimmed exactly when idle
+// for trim_idle_frames with nothing held), what each frame allocates and releases, and that no
+// two buffers out at once share memory. Checked after every frame of 20k random operations over
+// few keys, so that keys are reused, trimmed, refused by the cap and made again.
+TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
+  constexpr std::uint32_t kIdle = 4;
+  BufferPool pool(PoolOptions{.max_bytes = 64 << 10, .trim_idle_frames = kIdle});
+  std::mt19937 rng(7);
+  using KeyOf = std::pair<BufferFormat, std::uint32_t>;
+  struct ModelKey {
+    std::uint64_t last_use = 0;
+    std::uint64_t held = 0;
+  };
+  std::map<KeyOf, ModelKey> keys;
+  struct Held {
+    BufferId id;
+    KeyOf key;
+    const std::byte* memory;
+  };
+  std::vector<Held> held;
+  std::set<const std::byte*> out;  // memory of every buffer out now
+  std::uint64_t frame = 0;
+  std::uint64_t allocations = 0;
+  std::uint64_t releases = 0;
+  std::uint64_t frame_scoped = 0;
+  std::set<const std::byte*> frame_memory;  // frame-scoped buffers of this frame
+
+  const auto hand_out = [&](const Buffer& buffer, KeyOf key) {
+    ASSERT_TRUE(out.insert(buffer.data()).second) << "memory handed out twice, frame " << frame;
+    ASSERT_EQ(buffer.size_bytes(), ElementSize(key.first) * key.second);
+    keys[key].last_use = frame;
+    ++allocations;
+  };
+  for (int op = 0; op < 20000; ++op) {
+    const KeyOf key{rng() % 2 == 0 ? BufferFormat::kF32 : BufferFormat::kU8, 1 + rng() % 24 * 100};
+    const bool existed = keys.contains(key);
+    switch (rng() % 10) {
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+        if (Buffer b = pool.Alloc(key.first, key.second)) {
+          hand_out(b, key);
+          frame_memory.insert(b.data());
+          ++frame_scoped;
+        } else if (existed) {
+          keys[key].last_use = frame;  // a refused request still uses the key
+        }
+        break;
+      case 4:
+      case 5:
+        if (Buffer b = pool.Acquire(key.first, key.second)) {
+          hand_out(b, key);
+          ++keys[key].held;
+          held.push_back({b.id(), key, b.data()});
+        } else if (existed) {
+          keys[key].last_use = frame;
+        }
+        break;
+      case 6:
+      case 7:
+        if (!held.empty()) {
+          const std::size_t i = rng() % held.size();
+          const Held h = held[i];
+          ASSERT_TRUE(pool.Release(h.id));
+          ASSERT_FALSE(pool.Release(h.id));
+          out.erase(h.memory);
+          --keys[h.key].held;
+          keys[h.key].last_use = frame;
+          ++releases;
+          held[i] = held.back();
+          held.pop_back();
+        }
+        break;
+      default:
+        pool.EndFrame();
+        for (const std::byte* memory : frame_memory) out.erase(memory);
+        frame_memory.clear();
+        std::erase_if(keys, [&](const auto& entry) {
+          return entry.second.held == 0 && entry.second.last_use + kIdle <= frame;
+        });
+        const PoolStats& stats = pool.Stats();
+        ASSERT_EQ(stats.last_frame.frame, frame);
+        ASSERT_EQ(stats.last_frame.allocations, allocations) << "frame " << frame;
+        ASSERT_EQ(stats.last_frame.releases, releases + frame_scoped) << "frame " << frame;
+        ASSERT_EQ(stats.keys, keys.size()) << "frame " << frame;
+        ASSERT_EQ(stats.outstanding_buffers, held.size());
+        ASSERT_EQ(pool.AuditBytes().pooled_bytes, stats.pooled_bytes);
+        ++frame;
+        allocations = releases = frame_scoped = 0;
+        break;
+    }
+  }
+  EXPECT_GT(frame, 1000U);
+  EXPECT_GT(pool.Stats().allocation_failures_total, 0U);
+  EXPECT_GT(pool.Stats().trimmed_bytes_total, 0U);
+}
+
+// Frame-scoped buffers return at the frame's end without being visited, so a key unused for a
+// frame must still hand out its buffers from the start, and an Acquire() in the middle of a
+// frame must never take one that Alloc() handed out this frame.
+TEST(BufferPoolTest, FrameScopedBuffersComeBackEvenWhenTheirKeyIsUnusedForFrames) {
+  BufferPool pool;
+  const Buffer a = pool.Alloc(BufferFormat::kU8, 64);
+  const Buffer b = pool.Alloc(BufferFormat::kU8, 64);
+  pool.EndFrame();
+  pool.EndFrame();  // a frame in which the key is not used
+  const Buffer c = pool.Alloc(BufferFormat::kU8, 64);
+  const Buffer held = pool.Acquire(BufferFormat::kU8, 64);  // takes the free one: b's memory
+  const Buffer d = pool.Alloc(BufferFormat::kU8, 64);       // none free: new memory
+  EXPECT_EQ(c.data(), a.data());
+  EXPECT_EQ(held.data(), b.data());
+  EXPECT_NE(d.data(), a.data());
+  EXPECT_NE(d.data(), b.data());
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().misses_total, 3U);
+  EXPECT_EQ(pool.Stats().in_use_bytes, 64U);
+  EXPECT_EQ(pool.AuditBytes().in_use_bytes, 64U);
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 3U);
+  EXPECT_EQ(pool.Stats().last_frame.releases, 2U);
+}
+
+// A key is trimmed exactly trim_idle_frames after its last use, however often it was used
+// before and whatever other keys do, and the table of keys finds every key after others left.
+TEST(BufferPoolTest, TrimIsExactForKeysUsedAtDifferentRatesAndKeysComeBack) {
+  BufferPool pool(PoolOptions{.max_bytes = 0, .trim_idle_frames = 10});
+  for (std::uint32_t frame = 0; frame < 100; ++frame) {
+    for (std::uint32_t count = 1; count <= 300; ++count) {
+      if (frame % count == 0 || count <= 2) pool.Alloc(BufferFormat::kU8, count);
+    }
+    pool.EndFrame();
+    // Key `count` was last used at the largest multiple of count not above `frame`; it is gone
+    // once that is 10 frames back.
+    std::uint64_t expected = 0;
+    for (std::uint32_t count = 1; count <= 300; ++count) {
+      const std::uint32_t last = count <= 2 ? frame : frame - frame % count;
+      if (last + 10 > frame) ++expected;
+    }
+    ASSERT_EQ(pool.Stats().keys, expected) << "frame " << frame;
+  }
+  for (std::uint32_t count = 1; count <= 300; ++count) {
+    const Buffer b = pool.Alloc(BufferFormat::kU8, count);
+    ASSERT_TRUE(b);
+    ASSERT_EQ(b.size_bytes(), count);
+  }
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().keys, 300U);
+  EXPECT_EQ(pool.AuditBytes().pooled_bytes, pool.Stats().pooled_bytes);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -149,8 +148,28 @@ class BufferPool {
   // A frame-scoped buffer of `count` elements, returned to the pool by the next EndFrame().
   // `site` must be a string with static storage (a literal): it is kept, not copied, and used
   // for attribution of held buffers. Returns an empty Buffer when count is 0 or the byte cap
-  // refuses new memory.
-  Buffer Alloc(BufferFormat format, std::uint32_t count, const char* site = nullptr);
+  // refuses new memory. Always inlined (as allocators' fast paths are, so that the compiler's
+  // choice per call site does not decide the cost): a key seen before with a buffer to spare
+  // costs a probe of the key table and a cursor step, like a bump allocator's, plus one count
+  // when instrumented; the rest is AllocSlow().
+  [[gnu::always_inline]] Buffer Alloc(BufferFormat format, std::uint32_t count,
+                                      [[maybe_unused]] const char* site = nullptr) {
+    const std::uint32_t index = FindKey(PackKey(format, count));
+    if (index != kNone) {
+      Key& key = keys_[index];
+      if (key.last_used_frame != frame_) {  // first use this frame: all its buffers are back
+        key.last_used_frame = frame_;
+        key.cursor = 0;
+      }
+      if (key.cursor < key.stack.size()) {
+        if constexpr (kPoolInstrumented) ++frame_scoped_;
+        const StackEntry& entry = key.stack[key.cursor++];
+        return {entry.memory, key.buffer_bytes, format, count,
+                BufferId{entry.slot, entry.generation}};
+      }
+    }
+    return AllocSlow(format, count);
+  }
 
   // A buffer held across frames until Release().
   Buffer Acquire(BufferFormat format, std::uint32_t count, const char* site = nullptr);
@@ -195,12 +214,15 @@ class BufferPool {
   Audit AuditBytes() const;
 
  private:
-  enum class SlotState : std::uint8_t { kEmpty, kFree, kFrameScoped, kHeld };
+  // A slot is one buffer's memory. Pooled: in its key's stack (free, or handed out by Alloc()
+  // this frame; the key's cursor tells which). Held: handed out by Acquire().
+  enum class SlotState : std::uint8_t { kEmpty, kPooled, kHeld };
   static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+  static constexpr std::uint64_t kNoKey = ~std::uint64_t{0};  // an empty entry of the key table
 
   struct Slot {
     std::byte* memory = nullptr;
-    std::uint64_t frame = 0;  // frame of the allocation that handed it out
+    std::uint64_t frame = 0;  // frame of the Acquire() that handed it out
     const char* site = nullptr;
     std::uint32_t key = kNone;
     std::uint32_t generation = 0;
@@ -232,55 +254,97 @@ class BufferPool {
     }
   };
 
+  // What Alloc() hands out, copied from the slot so that the frame-scoped path never reads it.
+  struct StackEntry {
+    std::byte* memory;
+    std::uint32_t slot;
+    std::uint32_t generation;
+  };
+
   struct Key {
-    std::uint64_t packed = 0;  // PackKey(format, count)
-    std::uint64_t buffer_bytes = 0;
-    BufferFormat format = BufferFormat::kU8;
+    // The frame-scoped path reads only these.
+    std::uint32_t cursor = 0;  // stack[0, cursor) went out through Alloc() in last_used_frame
     std::uint32_t count = 0;
-    std::vector<std::uint32_t> free;  // free slots of this key
-    std::uint32_t live = 0;           // slots of this key handed out
+    std::uint64_t buffer_bytes = 0;
     std::uint64_t last_used_frame = 0;
-    // Keys in least-recently-used order, for trimming without scanning every key.
-    std::uint32_t lru_prev = kNone;
-    std::uint32_t lru_next = kNone;
-    bool in_lru = false;
+    // The key's pooled buffers: stack[0, cursor) frame-scoped, the rest free. A frame's first
+    // Alloc() of the key resets the cursor, as an arena resets, so EndFrame() visits no key;
+    // Acquire() takes a free one from the top and Release() puts it back there.
+    std::vector<StackEntry> stack;
+    BufferFormat format = BufferFormat::kU8;
+    bool in_queue = false;
     bool active = false;
+    std::uint32_t held = 0;  // held buffers of this key outstanding
+    std::uint64_t packed = kNoKey;
+    // The trim queue, sorted by queued_frame: the key's last use when it was queued, which
+    // later uses do not update (Trim() requeues a key it finds used since).
+    std::uint64_t queued_frame = 0;
+    std::uint32_t queue_prev = kNone;
+    std::uint32_t queue_next = kNone;
+  };
+
+  // The key table: open addressing with linear probing, at most half full, so a probe for a
+  // known key reads one or two neighbouring entries. Deletion shifts the run back (no
+  // tombstones), so lookups never slow down as keys come and go.
+  struct TableEntry {
+    std::uint64_t packed = kNoKey;
+    std::uint32_t index = kNone;
   };
 
   static std::uint64_t PackKey(BufferFormat format, std::uint32_t count) {
     return (static_cast<std::uint64_t>(format) << 32) | count;
   }
+  std::size_t Home(std::uint64_t packed) const {
+    return static_cast<std::size_t>((packed * 0x9E3779B97F4A7C15ULL) >> table_shift_);
+  }
+  [[gnu::always_inline]] std::uint32_t FindKey(std::uint64_t packed) const {
+    const std::size_t mask = table_.size() - 1;
+    for (std::size_t i = Home(packed);; i = (i + 1) & mask) {
+      const TableEntry& entry = table_[i];
+      if (entry.packed == packed) return entry.index;
+      if (entry.packed == kNoKey) return kNone;
+    }
+  }
 
-  Buffer Take(BufferFormat format, std::uint32_t count, const char* site, SlotState state);
+  Buffer AllocSlow(BufferFormat format, std::uint32_t count);
+  void SealChanged();
   std::uint32_t FindOrAddKey(BufferFormat format, std::uint32_t count);
-  std::uint32_t NewSlot();
-  void ReturnToFreeList(std::uint32_t slot_index);
+  void TableInsert(std::uint64_t packed, std::uint32_t index);  // counted in active_keys_
+  void TablePlace(const TableEntry& entry);
+  void TableErase(std::uint64_t packed);
+  std::uint32_t NewBuffer(std::uint32_t key_index);
   void FreeSlotMemory(std::uint32_t slot_index);
-  void Touch(std::uint32_t key_index);
-  void LruUnlink(std::uint32_t key_index);
+  std::uint32_t ResetIfStale(std::uint32_t key_index);
+  void Enqueue(std::uint32_t key_index, std::uint64_t queued_frame);
+  void Dequeue(std::uint32_t key_index);
   void Trim();
   void DropKey(std::uint32_t key_index);
   void GroupAppend(std::uint32_t slot_index);
   void GroupUnlink(std::uint32_t slot_index);
-  Buffer MakeBuffer(std::uint32_t slot_index) const;
   OutstandingBuffer Describe(std::uint32_t slot_index) const;
 
   PoolOptions options_;
-  std::vector<Slot> slots_;
-  std::vector<std::uint32_t> empty_slots_;  // slots without memory, for reuse
+  std::vector<TableEntry> table_;
+  int table_shift_ = 0;  // 64 - log2(table_.size())
+  // The frame now being filled. Alloc() reads it with the table and the keys; it is kept apart
+  // from the counters so that no wide load at the seal spans a counter just stored.
+  std::uint64_t frame_ = 0;
   std::vector<Key> keys_;
   std::vector<std::uint32_t> empty_keys_;  // inactive entries of keys_, for reuse
-  std::unordered_map<std::uint64_t, std::uint32_t> key_index_;
-  std::uint32_t lru_head_ = kNone;
-  std::uint32_t lru_tail_ = kNone;
+  std::uint64_t active_keys_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> empty_slots_;  // slots without memory, for reuse
+  std::uint32_t queue_head_ = kNone;
+  std::uint32_t queue_tail_ = kNone;
 
-  std::vector<std::uint32_t> frame_scoped_;  // slots handed out by Alloc() this frame
-  std::vector<std::uint32_t> held_;          // slots handed out by Acquire()
+  std::vector<std::uint32_t> held_;  // slots handed out by Acquire()
   std::vector<Group> groups_;
   std::unordered_map<GroupKey, std::uint32_t, GroupKeyHash> group_index_;
 
-  std::uint64_t frame_ = 0;
-  std::uint64_t frame_allocations_ = 0;
+  // This frame's allocations, counted as they happen; every frame-scoped one is also a release
+  // at EndFrame().
+  std::uint64_t frame_scoped_ = 0;
+  std::uint64_t frame_acquires_ = 0;
   std::uint64_t frame_releases_ = 0;
   std::uint64_t held_bytes_ = 0;  // bytes of held buffers, the only ones in use between frames
   // Running between frames; sealed into sealed_ by EndFrame().
@@ -288,18 +352,11 @@ class BufferPool {
   std::uint64_t misses_ = 0;
   std::uint64_t allocation_failures_ = 0;
   std::uint64_t trimmed_bytes_ = 0;
+  // Whether anything but frame-scoped traffic happened this frame: held buffers, new memory,
+  // refusals, trimming, keys made or dropped. A frame of frame-scoped allocations only seals
+  // its counts and nothing else.
+  bool changed_ = false;
   PoolStats sealed_;  // what Stats() returns
-
-  // Most allocations reuse a few keys: a small direct-mapped cache in front of key_index_.
-  struct CachedKey {
-    std::uint64_t packed = ~std::uint64_t{0};
-    std::uint32_t index = 0;
-  };
-  static constexpr std::size_t kKeyCacheSize = 256;
-  static std::size_t CacheSlot(std::uint64_t packed) {
-    return static_cast<std::size_t>((packed * 0x9E3779B97F4A7C15ULL) >> 56);
-  }
-  std::array<CachedKey, kKeyCacheSize> key_cache_{};
 };
 
 // Owns one held buffer of a pool and releases it when destroyed, like a std::unique_ptr: the

@@ -13,7 +13,9 @@
 namespace poolwatch {
 
 // Identifies one buffer handed out by a BufferPool. The generation makes a stale id (its buffer
-// already returned and handed out again) harmless: Release() refuses it.
+// already returned and handed out again) harmless: Release() refuses it. A held buffer's id is
+// unique to that hand-out; a frame-scoped buffer's id names its memory, and comes back when a
+// later frame's Alloc() hands out the same memory (Release() refuses both).
 struct BufferId {
   static constexpr std::uint32_t kInvalidSlot = std::numeric_limits<std::uint32_t>::max();
   std::uint32_t slot = kInvalidSlot;

@@ -26,22 +26,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release --target poolwatchd >/dev/null
 bin=build/release/daemon/poolwatchd
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {  # a port nobody listens on now
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 20000))
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "$port"; return; }
-  done
-}
+source bench/lib.sh  # $work, $pids stopped at exit, free_port
 
 metric() {  # metric NAME URL: the value of one unlabelled or pool-labelled sample
   curl -fsS "$2" | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { print $2; exit }'

@@ -92,7 +92,8 @@ Options:
                       http.web_config_file (see docs/security.md)
   --log-level LEVEL   trace, debug, info, warn, error, critical or off; overrides log.level
   --scenario NAME     steady, leak, bloat or spike; overrides every pool's scenario
-  --print-rules       print the Prometheus alerting rules (config/prometheus/poolwatch.rules.yml)
+  --print-rules       print the Prometheus alerting and fleet recording rules
+                      (config/prometheus/poolwatch.rules.yml)
   --healthcheck       ask the running poolwatchd (at the configured listen port, on
                       loopback) for /healthz; exit 0 if healthy, 1 if not (for HEALTHCHECK)
   --version           print the version and exit

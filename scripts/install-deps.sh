@@ -2,7 +2,7 @@
 # Installs what poolwatch needs from Debian bookworm's packages, and nothing already there.
 #   scripts/install-deps.sh build    compiler toolchain and libraries (also the Dockerfile's)
 #   scripts/install-deps.sh test     build + the real peers and tools the test suite runs
-#   scripts/install-deps.sh bench    build + Google Benchmark, wrk, prometheus-node-exporter
+#   scripts/install-deps.sh bench    build + Google Benchmark, wrk, node exporter, Prometheus (fleet)
 #   scripts/install-deps.sh fuzz     build + clang 14 with its libFuzzer runtime
 set -euo pipefail
 
@@ -13,10 +13,13 @@ build_packages=(
   libssl-dev libcrypt-dev libyaml-cpp-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy
+  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy jq
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
 )
-bench_packages=(libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl)
+bench_packages=(
+  libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl jq
+  prometheus prometheus-alertmanager
+)
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 case "$what" in
   build) packages=("${build_packages[@]}") ;;

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "daemon_process.h"
+#include "e2e_support.h"
 #include "http_client.h"
 #include "webhook_receiver.h"
 
@@ -22,26 +23,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-std::string ReadSource(const std::string& relative) {
-  return ReadFile(std::filesystem::path(POOLWATCH_SOURCE_DIR) / relative);
-}
-
-std::string UrlEncode(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::string PoolwatchConfig(const std::string& scenario) {
   return R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
@@ -78,21 +59,9 @@ class AlertingEndToEnd : public ::testing::Test {
     }
     webhook_ = new WebhookReceiver();
 
-    // The shipped rules as generated, with every `for:` shortened so the test takes seconds.
-    const std::string rules =
-        std::regex_replace(ReadSource("config/prometheus/poolwatch.rules.yml"),
-                           std::regex(R"(\n        for: \w+\n)"), "\n        for: 2s\n");
-    const std::string rules_path = dir_->Write("poolwatch.rules.yml", rules);
-
-    // The shipped Alertmanager routing and inhibition, with short timers and our webhook.
-    std::string alertmanager = ReadSource("config/alertmanager/alertmanager.yml");
-    alertmanager =
-        std::regex_replace(alertmanager, std::regex("group_wait: \\w+"), "group_wait: 1s");
-    alertmanager =
-        std::regex_replace(alertmanager, std::regex("group_interval: \\w+"), "group_interval: 1s");
-    alertmanager = std::regex_replace(alertmanager, std::regex(R"(http://127\.0\.0\.1:5001)"),
-                                      "http://127.0.0.1:" + std::to_string(webhook_->port()));
-    const std::string alertmanager_path = dir_->Write("alertmanager.yml", alertmanager);
+    const std::string rules_path = dir_->Write("poolwatch.rules.yml", ShortenedRules());
+    const std::string alertmanager_path =
+        dir_->Write("alertmanager.yml", ShortenedAlertmanagerConfig(webhook_->port()));
     std::filesystem::create_directories(dir_->path() / "am-data");
     alertmanager_port_ = FreePort();
     alertmanager_ =
@@ -135,20 +104,11 @@ class AlertingEndToEnd : public ::testing::Test {
     delete dir_;
   }
 
-  // Alertmanager's alerts (API v2) for an alert name and instance.
   static json AlertmanagerAlerts(const std::string& alertname, const std::string& instance) {
-    const HttpResult result =
-        HttpGet(alertmanager_port_,
-                "/api/v2/alerts?filter=" + UrlEncode("alertname=\"" + alertname + "\"") +
-                    "&filter=" + UrlEncode("instance=\"" + instance + "\""));
-    if (result.status != 200) return json::array();
-    return json::parse(result.body);
+    return poolwatch::testing::AlertmanagerAlerts(alertmanager_port_, alertname, instance);
   }
 
-  static json Query(const std::string& promql) {
-    const HttpResult result = HttpGet(prometheus_port_, "/api/v1/query?query=" + UrlEncode(promql));
-    return json::parse(result.body.empty() ? "{}" : result.body);
-  }
+  static json Query(const std::string& promql) { return PrometheusQuery(prometheus_port_, promql); }
 
   static double Elapsed() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -281,16 +241,68 @@ TEST_F(AlertingEndToEnd, SteadyFiresNoPoolAlertAtAll) {
   EXPECT_EQ(up["data"]["result"][0]["value"][1], "1");
 }
 
+// Every recording rule of the shipped rule file (group poolwatch.fleet) records series, and the
+// job-level views carry job and pool or loop, and no instance.
+TEST_F(AlertingEndToEnd, EveryRecordingRuleHasData) {
+  const std::string rules = ReadSource("config/prometheus/poolwatch.rules.yml");
+  const std::regex record_line(R"(\n      - record: (\S+)(?=\n))");
+  int records = 0;
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), record_line);
+       it != std::sregex_iterator(); ++it) {
+    const std::string record = (*it)[1];
+    ++records;
+    json result;
+    const bool has_data = Eventually(
+        [&] {
+          result = Query(record);
+          return result["status"] == "success" && !result["data"]["result"].empty();
+        },
+        30s);
+    EXPECT_TRUE(has_data) << record << "\n" << result.dump();
+    if (!has_data || !record.starts_with("job_")) continue;
+    for (const json& series : result["data"]["result"]) {
+      const json& labels = series["metric"];
+      EXPECT_TRUE(labels.contains("job")) << record << ": " << labels.dump();
+      EXPECT_FALSE(labels.contains("instance")) << record << ": " << labels.dump();
+      EXPECT_TRUE(labels.contains(record.starts_with("job_pool:") ? "pool" : "loop"))
+          << record << ": " << labels.dump();
+    }
+  }
+  EXPECT_EQ(records, 8);
+  // The leaking pool's imbalance, summed over the job, is positive.
+  json physics;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        physics = Query(R"(job_pool:poolwatch_pool_imbalance:increase5m{pool="physics"} > 0)");
+        return physics["data"]["result"].size() == 1U;
+      },
+      30s))
+      << physics.dump();
+}
+
 TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
   const json dashboard = json::parse(ReadSource("config/grafana/dashboards/poolwatch.json"));
   ASSERT_TRUE(Eventually([] { return Elapsed() > 6; }, 30s));
   int queries = 0;
+  int fleet_queries = 0;
+  bool in_fleet_row = false;
   for (const json& panel : dashboard["panels"]) {
+    // Rows group the panels: the fleet row's panels view every instance of the job at once,
+    // from the recording rules; the panels of the other rows are per selected instance.
+    if (panel["type"] == "row") {
+      in_fleet_row = panel["title"].get<std::string>().starts_with("Fleet");
+      continue;
+    }
     EXPECT_FALSE(panel["fieldConfig"]["defaults"]["unit"].get<std::string>().empty())
         << panel["title"];
     for (const json& target : panel["targets"]) {
       std::string expr = target["expr"];
-      EXPECT_NE(expr.find("$instance"), std::string::npos) << expr;
+      if (in_fleet_row) {
+        EXPECT_EQ(expr.find("$instance"), std::string::npos) << expr;
+        if (expr.find(":poolwatch_") != std::string::npos) ++fleet_queries;
+      } else {
+        EXPECT_NE(expr.find("$instance"), std::string::npos) << expr;
+      }
       EXPECT_NE(expr.find("$job"), std::string::npos) << expr;
       if (expr.starts_with("rate(") || expr.find("(rate(") != std::string::npos) {
         EXPECT_NE(expr.find("$__rate_interval"), std::string::npos) << expr;
@@ -313,6 +325,7 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
     }
   }
   EXPECT_GE(queries, 15);
+  EXPECT_GE(fleet_queries, 5) << "the fleet row's panels query the recording rules";
 
   // The pool and loop variables: multi-select with "All", each offering what the targets expose.
   std::map<std::string, json> variables;

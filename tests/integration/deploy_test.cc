@@ -67,7 +67,8 @@ TEST(DeployTest, DeploymentIsProbedLimitedAndUnprivileged) {
 
 TEST(DeployTest, ComposeMountsOnlyFilesThatExistAndTheShippedConfigs) {
   const YAML::Node compose = Load("deploy/docker-compose.yml");
-  for (const char* service : {"poolwatchd", "prometheus", "alertmanager", "grafana"}) {
+  for (const char* service : {"poolwatchd", "prometheus", "prometheus-b", "alertmanager",
+                              "alertmanager-2", "alertmanager-3", "grafana"}) {
     ASSERT_TRUE(compose["services"][service].IsDefined()) << service;
   }
   int mounts = 0;
@@ -79,11 +80,71 @@ TEST(DeployTest, ComposeMountsOnlyFilesThatExistAndTheShippedConfigs) {
       ++mounts;
     }
   }
-  EXPECT_EQ(mounts, 6);
+  EXPECT_EQ(mounts, 10);
   EXPECT_TRUE(compose["services"]["poolwatchd"]["read_only"].as<bool>());
   const RunResult check = RunCommand("promtool check config --syntax-only '" +
                                      (kSource / "deploy/compose/prometheus.yml").string() + "'");
   EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+// The HA pair as shipped: two Prometheus config files that differ only in the replica label,
+// which both drop from the alerts they send to every peer of the Alertmanager cluster.
+TEST(DeployTest, PrometheusReplicasDifferOnlyInTheirReplicaLabelAndDropItFromAlerts) {
+  const YAML::Node a = Load("config/prometheus/prometheus.yml");
+  const YAML::Node b = Load("config/prometheus/prometheus-b.yml");
+  EXPECT_EQ(a["global"]["external_labels"]["replica"].as<std::string>(), "a");
+  EXPECT_EQ(b["global"]["external_labels"]["replica"].as<std::string>(), "b");
+  YAML::Node b_as_a = YAML::Clone(b);
+  b_as_a["global"]["external_labels"]["replica"] = "a";
+  EXPECT_EQ(YAML::Dump(b_as_a), YAML::Dump(a));
+  for (const char* file : {"config/prometheus/prometheus.yml", "deploy/compose/prometheus.yml"}) {
+    const YAML::Node config = Load(file);
+    EXPECT_TRUE(config["global"]["external_labels"]["replica"].IsDefined()) << file;
+    const YAML::Node relabel = config["alerting"]["alert_relabel_configs"][0];
+    EXPECT_EQ(relabel["action"].as<std::string>(), "labeldrop") << file;
+    EXPECT_EQ(relabel["regex"].as<std::string>(), "replica") << file;
+    EXPECT_EQ(config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"].size(), 3U)
+        << file << ": every peer of the three-peer cluster";
+  }
+  const RunResult check =
+      RunCommand("promtool check config --syntax-only '" +
+                 (kSource / "config/prometheus/prometheus-b.yml").string() + "'");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+
+  // The same for the Prometheus Operator: two replicas, three Alertmanager pods.
+  const std::vector<YAML::Node> operator_files =
+      YAML::LoadAllFromFile((kSource / "deploy/kubernetes/prometheus-ha.yaml").string());
+  ASSERT_EQ(operator_files.size(), 2U);
+  EXPECT_EQ(operator_files[0]["kind"].as<std::string>(), "Prometheus");
+  EXPECT_EQ(operator_files[0]["spec"]["replicas"].as<int>(), 2);
+  EXPECT_EQ(operator_files[0]["spec"]["replicaExternalLabelName"].as<std::string>(), "replica");
+  EXPECT_EQ(operator_files[1]["kind"].as<std::string>(), "Alertmanager");
+  EXPECT_EQ(operator_files[1]["spec"]["replicas"].as<int>(), 3);
+}
+
+// Series per instance are 10 + 12 × pools + 31 × loops (docs/metrics.md; daemon_test counts
+// them). Every shipped scrape sets a sample_limit with headroom over the shipped configs.
+TEST(DeployTest, EveryShippedScrapeHasASampleLimitWithHeadroom) {
+  const auto series = [](int pools, int loops) { return 10 + 12 * pools + 31 * loops; };
+  const int largest_shipped = series(3, 2);  // config/examples/game-server.json
+  std::vector<std::pair<std::string, int>> limits;
+  for (const char* file : {"config/prometheus/prometheus.yml", "config/prometheus/prometheus-b.yml",
+                           "deploy/compose/prometheus.yml"}) {
+    for (const auto& scrape : Load(file)["scrape_configs"]) {
+      ASSERT_TRUE(scrape["sample_limit"].IsDefined()) << file;
+      limits.emplace_back(file, scrape["sample_limit"].as<int>());
+    }
+  }
+  limits.emplace_back(
+      "deploy/kubernetes/servicemonitor.yaml",
+      Load("deploy/kubernetes/servicemonitor.yaml")["spec"]["endpoints"][0]["sampleLimit"]
+          .as<int>());
+  ASSERT_EQ(limits.size(), 4U);
+  for (const auto& [file, limit] : limits) {
+    EXPECT_GE(limit, 4 * largest_shipped) << file;
+    // A limit far above any real instance would not catch a label gone unbounded.
+    EXPECT_LE(limit, 10 * series(8, 8)) << file;
+  }
 }
 
 TEST(DeployTest, SystemdUnitVerifiesCleanAndIsHardened) {

@@ -47,6 +47,34 @@ TEST(AlertRulesTest, RuleExpressionsComeFromTheSameBounds) {
             std::string::npos);
 }
 
+TEST(AlertRulesTest, FleetRecordingRulesTakeTheAlertsWindowsAndTheirNames) {
+  AlertThresholds thresholds;
+  thresholds.imbalance_window_seconds = 600;
+  thresholds.overrun_window_seconds = 90;
+  const std::string rules = PrometheusRuleFile({thresholds, "poolwatch", "https://x"});
+  EXPECT_NE(rules.find("      - record: instance_pool:poolwatch_pool_imbalance:increase10m\n"
+                       "        expr: 'increase(poolwatch_pool_allocations_total[10m]) - "
+                       "increase(poolwatch_pool_releases_total[10m])'\n"),
+            std::string::npos)
+      << rules;
+  EXPECT_NE(rules.find("      - record: job_pool:poolwatch_pool_imbalance:increase10m\n"
+                       "        expr: 'sum by (job, pool) "
+                       "(instance_pool:poolwatch_pool_imbalance:increase10m)'\n"),
+            std::string::npos);
+  // The ratio divides the two summed rates, each recorded on its own.
+  EXPECT_NE(
+      rules.find("      - record: job_loop:poolwatch_frame_overruns_per_frames:ratio_rate90s\n"
+                 "        expr: 'job_loop:poolwatch_frame_overruns:rate90s / "
+                 "job_loop:poolwatch_frames:rate90s'\n"),
+      std::string::npos);
+  EXPECT_NE(rules.find("expr: 'sum by (job, loop) (rate(poolwatch_frames_total[90s]))'"),
+            std::string::npos);
+  // The alert uses the same window.
+  EXPECT_NE(rules.find("expr: 'increase(poolwatch_pool_allocations_total[10m]) - "
+                       "increase(poolwatch_pool_releases_total[10m]) > 0'"),
+            std::string::npos);
+}
+
 TEST(AlertRulesTest, QuotesInTextAreEscapedForYaml) {
   const std::string rules = PrometheusRuleFile({});
   // "old keys' free buffers" inside a single-quoted scalar doubles the quote.

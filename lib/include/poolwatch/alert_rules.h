@@ -75,7 +75,8 @@ struct RuleOptions {
   std::string runbook_url = "https://github.com/poolwatch/poolwatch/blob/main/docs/runbooks.md";
 };
 
-// The Prometheus alerting rule file (YAML) for these options.
+// The Prometheus rule file (YAML) for these options: the alerting rules, and the recording rules
+// of the fleet views (group poolwatch.fleet, named level:metric:operations).
 std::string PrometheusRuleFile(const RuleOptions& options);
 
 }  // namespace poolwatch

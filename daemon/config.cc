@@ -297,6 +297,9 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
   reader.Object("diagnostics", [&](ObjectReader& diagnostics) {
     diagnostics.Integer("history_points", config.diagnostics.history_points, 2, 100000);
     diagnostics.Seconds("sample_interval_seconds", config.diagnostics.sample_interval, 0.01, 3600);
+    auto peak_window = static_cast<std::uint32_t>(config.peak_window.count());
+    diagnostics.Integer("peak_window_seconds", peak_window, 1, 3600);
+    config.peak_window = std::chrono::seconds{peak_window};
   });
   reader.Finish();
   return config;

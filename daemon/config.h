@@ -70,6 +70,8 @@ struct Config {
   // At least one; loop names are unique, and pool names unique across all loops.
   std::vector<LoopConfig> loops = {LoopConfig{}};
   DiagnosticsOptions diagnostics;
+  // diagnostics.peak_window_seconds: how long each loop keeps its peaks (HealthMonitorOptions).
+  std::chrono::seconds peak_window{15};
   // http.web_config_file, loaded: null when there is none. Set by LoadConfig, not ParseConfig.
   std::shared_ptr<const WebSecurity> web;
 

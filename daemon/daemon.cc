@@ -81,11 +81,12 @@ struct Daemon::PoolRuntime {
 
 // A loop and its pools, owned by its tick thread once started.
 struct Daemon::LoopRuntime {
-  explicit LoopRuntime(const LoopConfig& loop_config)
+  LoopRuntime(const LoopConfig& loop_config, std::chrono::seconds peak_window)
       : config(loop_config),
         monitor({.loop = loop_config.name,
                  .period = loop_config.TickPeriod(),
-                 .snapshot_interval_frames = loop_config.snapshot_interval_frames}),
+                 .snapshot_interval_frames = loop_config.snapshot_interval_frames,
+                 .peak_window = peak_window}),
         loop(clock, monitor, [this](std::uint64_t frame) { RunFrame(frame); }) {
     for (const PoolConfig& pool_config : loop_config.pools) {
       auto& pool = pools.emplace_back(std::make_unique<PoolRuntime>(pool_config));
@@ -169,7 +170,8 @@ Daemon::Daemon(Config config, ConfigSource reload_source)
                             .Add({})),
       exporter_(ExporterOptions(config_)) {
   for (const LoopConfig& loop_config : config_.loops) {
-    auto& loop = loops_.emplace_back(std::make_unique<LoopRuntime>(loop_config));
+    auto& loop =
+        loops_.emplace_back(std::make_unique<LoopRuntime>(loop_config, config_.peak_window));
     exporter_.Attach(loop->monitor);
   }
   exporter_.RegisterCollectable(registry_);
@@ -224,14 +226,15 @@ bool Daemon::Reload() {
 
   HttpOptions next_http = next.http;
   next_http.web_config_file = config_.http.web_config_file;  // reloadable
-  bool restart_needed = next_http != config_.http || next.log.format != config_.log.format;
+  bool restart_needed = next_http != config_.http || next.log.format != config_.log.format ||
+                        next.peak_window != config_.peak_window;
   for (const auto& loop : loops_) {
     restart_needed |= FindLoop(next.loops, loop->config.name)->tick_hz != loop->config.tick_hz;
   }
   if (restart_needed) {
     spdlog::warn(
-        "config reload: changes to http (but for web_config_file), tick_hz and log.format take "
-        "effect only after a restart");
+        "config reload: changes to http (but for web_config_file), tick_hz, log.format and "
+        "diagnostics.peak_window_seconds take effect only after a restart");
   }
   SetLogLevel(next.log.level);
   exporter_.SetWebSecurity(next.web);

@@ -1,5 +1,6 @@
 #include "poolwatch/buffer_pool.h"
 
+#include <algorithm>
 #include <new>
 #include <utility>
 
@@ -31,7 +32,7 @@ Buffer BufferPool::AllocSlow(BufferFormat format, std::uint32_t count) {
   const Slot& slot = slots_[slot_index];
   key.stack.push_back({slot.memory, slot_index, slot.generation});
   ++key.cursor;
-  if constexpr (kPoolInstrumented) ++frame_scoped_;
+  if constexpr (kPoolInstrumented) frame_scoped_ += kScopedCount + key.buffer_bytes;
   return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
 }
 
@@ -91,6 +92,9 @@ bool BufferPool::Release(BufferId id) {
     GroupUnlink(id.slot);
     ++frame_releases_;
     changed_ = true;
+    // In-use bytes only fall at a release (or at the frame's end): the frame's peak is the
+    // most of what was in use just before one.
+    frame_peak_ = std::max(frame_peak_, held_bytes_ + (frame_scoped_ & kScopedBytesMask));
     held_bytes_ -= key.buffer_bytes;
   }
   slot.state = SlotState::kPooled;
@@ -112,8 +116,10 @@ void BufferPool::EndFrame() {
     if (changed_) {
       SealChanged();
     } else {
-      const std::uint64_t n = frame_scoped_;  // each was an allocation and is now a release
-      sealed_.last_frame = {frame_, n, n};
+      // Each was an allocation and is now a release; with no release during the frame, its
+      // end is its peak.
+      const std::uint64_t n = frame_scoped_ >> kScopedCountShift;
+      sealed_.last_frame = {frame_, n, n, held_bytes_ + (frame_scoped_ & kScopedBytesMask)};
       sealed_.allocations_total += n;
       sealed_.releases_total += n;
     }
@@ -124,9 +130,13 @@ void BufferPool::EndFrame() {
 }
 
 void BufferPool::SealChanged() {
-  const std::uint64_t allocations = frame_acquires_ + frame_scoped_;
-  const std::uint64_t releases = frame_releases_ + frame_scoped_;
-  sealed_.last_frame = {frame_, allocations, releases};
+  const std::uint64_t scoped = frame_scoped_ >> kScopedCountShift;
+  const std::uint64_t allocations = frame_acquires_ + scoped;
+  const std::uint64_t releases = frame_releases_ + scoped;
+  const std::uint64_t peak =
+      std::max(frame_peak_, held_bytes_ + (frame_scoped_ & kScopedBytesMask));
+  sealed_.last_frame = {frame_, allocations, releases, peak};
+  frame_peak_ = 0;
   sealed_.allocations_total += allocations;
   sealed_.releases_total += releases;
   sealed_.misses_total = misses_;
@@ -273,7 +283,9 @@ void BufferPool::TableErase(std::uint64_t packed) {
 std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
   const std::uint64_t bytes = keys_[key_index].buffer_bytes;
   if constexpr (kPoolInstrumented) changed_ = true;
-  if (options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) {
+  if ((options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) ||
+      pooled_bytes_ + bytes >= kMaxPooledBytes ||
+      slots_.size() - empty_slots_.size() >= kMaxBuffers) {
     if constexpr (kPoolInstrumented) ++allocation_failures_;
     // A key made only for this refused request would count as bloat; drop it again.
     if (keys_[key_index].stack.empty() && keys_[key_index].held == 0) DropKey(key_index);

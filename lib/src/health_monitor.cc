@@ -44,6 +44,10 @@ HealthMonitor::HealthMonitor(HealthMonitorOptions options)
   if (options_.period <= std::chrono::nanoseconds::zero()) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": the period must be positive");
   }
+  if (options_.peak_window <= std::chrono::seconds::zero()) {
+    throw std::invalid_argument("loop \"" + options_.loop + "\": the peak window must be positive");
+  }
+  frame_seconds_ = PeakWindow<double>();
   snapshot_.loop = options_.loop;
   snapshot_.period = options_.period;
 }
@@ -58,8 +62,8 @@ void HealthMonitor::AddPool(std::string name, BufferPool& pool) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": pool \"" + name +
                                 "\" is added twice");
   }
-  pools_.push_back({name, &pool});
-  snapshot_.pools.push_back({std::move(name), {}, {}});
+  pools_.push_back({name, &pool, PeakWindow<std::uint64_t>(), PeakWindow<std::uint64_t>()});
+  snapshot_.pools.push_back({std::move(name), {}, {}, {}});
 }
 
 void HealthMonitor::Subscribe(Subscriber subscriber) {
@@ -74,13 +78,19 @@ std::vector<std::string> HealthMonitor::PoolNames() const {
 }
 
 void HealthMonitor::EndFrame(const FrameTiming& timing) {
-  for (const Member& member : pools_) member.pool->EndFrame();
+  for (Member& member : pools_) {
+    member.pool->EndFrame();
+    const PoolFrameStats& frame = member.pool->Stats().last_frame;
+    member.peak_in_use_bytes.Add(frame.peak_in_use_bytes);
+    member.allocations.Add(frame.allocations);
+  }
 
   ++stats_.frames;
   if (timing.overrun) ++stats_.overruns;
   stats_.last_frame_seconds = ToSeconds(timing.duration);
   stats_.last_tick_lateness_seconds = ToSeconds(std::max(timing.lateness, {}));
   frame_duration_.Observe(stats_.last_frame_seconds);
+  frame_seconds_.Add(stats_.last_frame_seconds);
   tick_lateness_.Observe(stats_.last_tick_lateness_seconds);
 
   const std::uint64_t interval = std::max<std::uint32_t>(options_.snapshot_interval_frames, 1);
@@ -94,10 +104,15 @@ void HealthMonitor::Emit() {
   ++snapshot_.sequence;
   snapshot_.time = std::chrono::system_clock::now();
   snapshot_.timing = stats_;
+  snapshot_.frame_peak_duration_seconds = frame_seconds_.Max();
   snapshot_.frame_duration = frame_duration_;
   snapshot_.tick_lateness = tick_lateness_;
   for (std::size_t i = 0; i < pools_.size(); ++i) {
-    snapshot_.pools[i].stats = pools_[i].pool->Stats();
+    const Member& member = pools_[i];
+    snapshot_.pools[i].stats = member.pool->Stats();
+    snapshot_.pools[i].peaks = {member.peak_in_use_bytes.Max(),
+                                member.peak_in_use_bytes.HighWater(), member.allocations.Max(),
+                                member.allocations.HighWater()};
     pools_[i].pool->OutstandingBySite(snapshot_.pools[i].outstanding);
   }
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);

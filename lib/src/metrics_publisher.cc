@@ -16,12 +16,12 @@ using Labels = std::vector<ClientMetric::Label>;
 
 double D(std::uint64_t value) { return static_cast<double>(value); }
 
-// The pool families: one series per pool, all read from the pool's sealed stats.
+// The pool families: one series per pool, read from the pool's sealed stats and its peaks.
 struct PoolFamily {
   const char* name;
   const char* help;
   MetricType type;
-  double (*value)(const PoolStats&);
+  double (*value)(const PoolSnapshot&);
 };
 
 constexpr MetricType kGauge = MetricType::Gauge;
@@ -30,32 +30,44 @@ constexpr MetricType kCounter = MetricType::Counter;
 constexpr PoolFamily kPoolFamilies[] = {
     {"poolwatch_pool_frame_allocations",
      "Buffers allocated from the pool in the last completed frame.", kGauge,
-     [](const PoolStats& p) { return D(p.last_frame.allocations); }},
+     [](const PoolSnapshot& s) { return D(s.stats.last_frame.allocations); }},
     {"poolwatch_pool_frame_releases", "Buffers returned to the pool in the last completed frame.",
-     kGauge, [](const PoolStats& p) { return D(p.last_frame.releases); }},
+     kGauge, [](const PoolSnapshot& s) { return D(s.stats.last_frame.releases); }},
     {"poolwatch_pool_frame_imbalance", "Allocations minus releases in the last completed frame.",
-     kGauge, [](const PoolStats& p) { return static_cast<double>(p.last_frame.Imbalance()); }},
+     kGauge,
+     [](const PoolSnapshot& s) { return static_cast<double>(s.stats.last_frame.Imbalance()); }},
     {"poolwatch_pool_allocations_total", "Buffers handed out by the pool.", kCounter,
-     [](const PoolStats& p) { return D(p.allocations_total); }},
+     [](const PoolSnapshot& s) { return D(s.stats.allocations_total); }},
     {"poolwatch_pool_releases_total", "Buffers returned to the pool.", kCounter,
-     [](const PoolStats& p) { return D(p.releases_total); }},
+     [](const PoolSnapshot& s) { return D(s.stats.releases_total); }},
     {"poolwatch_pool_misses_total",
      "Allocations that found no free buffer of their key and needed new memory.", kCounter,
-     [](const PoolStats& p) { return D(p.misses_total); }},
+     [](const PoolSnapshot& s) { return D(s.stats.misses_total); }},
     {"poolwatch_pool_outstanding_buffers",
      "Buffers handed out and not yet returned, after the frame's release.", kGauge,
-     [](const PoolStats& p) { return D(p.outstanding_buffers); }},
+     [](const PoolSnapshot& s) { return D(s.stats.outstanding_buffers); }},
     {"poolwatch_pool_pooled_bytes", "Bytes owned by the pool, free and in use.", kGauge,
-     [](const PoolStats& p) { return D(p.pooled_bytes); }},
+     [](const PoolSnapshot& s) { return D(s.stats.pooled_bytes); }},
     {"poolwatch_pool_in_use_bytes", "Bytes handed out by the pool and not returned.", kGauge,
-     [](const PoolStats& p) { return D(p.in_use_bytes); }},
+     [](const PoolSnapshot& s) { return D(s.stats.in_use_bytes); }},
     {"poolwatch_pool_keys", "Distinct (format, element count) keys in the pool.", kGauge,
-     [](const PoolStats& p) { return D(p.keys); }},
+     [](const PoolSnapshot& s) { return D(s.stats.keys); }},
     {"poolwatch_pool_allocation_failures_total",
      "Allocations refused because the pool's byte cap was reached.", kCounter,
-     [](const PoolStats& p) { return D(p.allocation_failures_total); }},
+     [](const PoolSnapshot& s) { return D(s.stats.allocation_failures_total); }},
     {"poolwatch_pool_trimmed_bytes_total", "Bytes of idle free buffers evicted by the trim policy.",
-     kCounter, [](const PoolStats& p) { return D(p.trimmed_bytes_total); }},
+     kCounter, [](const PoolSnapshot& s) { return D(s.stats.trimmed_bytes_total); }},
+    {"poolwatch_pool_frame_peak_in_use_bytes",
+     "The most bytes in use at any moment of a frame, over the trailing peak window.", kGauge,
+     [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_in_use_bytes); }},
+    {"poolwatch_pool_frame_max_in_use_bytes",
+     "The most bytes in use at any moment of a frame, since the start.", kGauge,
+     [](const PoolSnapshot& s) { return D(s.peaks.frame_max_in_use_bytes); }},
+    {"poolwatch_pool_frame_peak_allocations",
+     "The most allocations in one frame, over the trailing peak window.", kGauge,
+     [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_allocations); }},
+    {"poolwatch_pool_frame_max_allocations", "The most allocations in one frame, since the start.",
+     kGauge, [](const PoolSnapshot& s) { return D(s.peaks.frame_max_allocations); }},
 };
 
 // The loop families: one series per loop.
@@ -79,6 +91,9 @@ constexpr LoopFamily kLoopFamilies[] = {
      nullptr, [](const HealthSnapshot& s) -> const DurationHistogram& { return s.tick_lateness; }},
     {"poolwatch_health_snapshots_total", "Health snapshots emitted by the loop's monitor.",
      kCounter, [](const HealthSnapshot& s) { return D(s.sequence); }, nullptr},
+    {"poolwatch_frame_peak_duration_seconds",
+     "The longest frame of the loop over the trailing peak window.", kGauge,
+     [](const HealthSnapshot& s) { return s.frame_peak_duration_seconds; }, nullptr},
 };
 
 void SetValue(ClientMetric& metric, MetricType type, double value) {
@@ -211,7 +226,7 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
     for (const HealthSnapshot& loop : loops) {
       for (const PoolSnapshot& pool : loop.pools) {
         ClientMetric& metric = family.metric.emplace_back(labelled("pool", pool.name));
-        SetValue(metric, f.type, f.value(pool.stats));
+        SetValue(metric, f.type, f.value(pool));
       }
     }
     if (!family.metric.empty()) families.push_back(std::move(family));

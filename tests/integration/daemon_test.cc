@@ -14,7 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Every metric of the contract table in design.md.
+// Every metric of the contract table in design.md, and the peaks docs/metrics.md adds.
 const std::vector<std::string> kContractMetrics = {
     "poolwatch_pool_frame_allocations",
     "poolwatch_pool_frame_releases",
@@ -33,6 +33,11 @@ const std::vector<std::string> kContractMetrics = {
     "poolwatch_frame_duration_seconds",
     "poolwatch_tick_lateness_seconds",
     "poolwatch_health_snapshots_total",
+    "poolwatch_pool_frame_peak_in_use_bytes",
+    "poolwatch_pool_frame_max_in_use_bytes",
+    "poolwatch_pool_frame_peak_allocations",
+    "poolwatch_pool_frame_max_allocations",
+    "poolwatch_frame_peak_duration_seconds",
     "poolwatch_config_last_reload_successful",
     "poolwatch_build_info",
     "process_cpu_seconds_total",
@@ -116,6 +121,56 @@ TEST_F(DaemonTest, SteadyFramesBalanceInEveryScrape) {
               s.at(Pool("poolwatch_pool_releases_total")));
     EXPECT_GT(s.at(Pool("poolwatch_pool_frame_allocations")), 0);
     std::this_thread::sleep_for(15ms);
+  }
+}
+
+// A scrape sees one frame in many; the peaks see them all. Steady frames give a flat peak; in
+// the spike scenario (a burst of 8x the buffers every 120 frames), every scrape at 1 Hz shows
+// the burst's bytes, and two scrapes back to back agree: nothing resets on reading.
+TEST_F(DaemonTest, PeaksShowEveryBurstToEveryScrapeAndStayFlatWhenSteady) {
+  Start(ConfigJson("steady"));
+  double steady = 0;
+  double steady_allocations = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto s = Scrape();
+    const double peak = s.at(Pool("poolwatch_pool_frame_peak_in_use_bytes"));
+    EXPECT_GT(peak, 0);
+    EXPECT_EQ(peak, s.at(Pool("poolwatch_pool_frame_max_in_use_bytes")));
+    if (i > 0) {
+      EXPECT_EQ(peak, steady) << "scrape " << i;
+    }
+    steady = peak;
+    steady_allocations = s.at(Pool("poolwatch_pool_frame_allocations"));
+    EXPECT_EQ(s.at(Pool("poolwatch_pool_frame_peak_allocations")), steady_allocations);
+    EXPECT_GT(s.at("poolwatch_frame_peak_duration_seconds{loop=\"main\"}"), 0);
+    std::this_thread::sleep_for(300ms);
+  }
+
+  daemon_.reset();
+  Start(ConfigJson("spike"));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Scrape().at(Pool("poolwatch_pool_frame_max_allocations")) > 4 * steady_allocations;
+      },
+      10s))
+      << "no burst";
+  double burst = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto first = Scrape();
+    const auto second = Scrape();
+    const double peak = first.at(Pool("poolwatch_pool_frame_peak_in_use_bytes"));
+    EXPECT_EQ(peak, second.at(Pool("poolwatch_pool_frame_peak_in_use_bytes"))) << "scrape " << i;
+    EXPECT_EQ(first.at(Pool("poolwatch_pool_frame_peak_allocations")),
+              second.at(Pool("poolwatch_pool_frame_peak_allocations")));
+    EXPECT_GT(peak, 4 * steady) << "scrape " << i << " misses the burst";
+    if (i > 0) {
+      EXPECT_EQ(peak, burst) << "scrape " << i;
+    }
+    burst = peak;
+    // The frame a scrape happens to see is most often not a burst's.
+    EXPECT_LE(first.at(Pool("poolwatch_pool_frame_allocations")),
+              first.at(Pool("poolwatch_pool_frame_peak_allocations")));
+    std::this_thread::sleep_for(1s);
   }
 }
 
@@ -387,7 +442,7 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
-// docs/metrics.md: samples per scrape = 10 + 12 × pools + 31 × loops (Prometheus adds 5 more
+// docs/metrics.md: samples per scrape = 10 + 16 × pools + 32 × loops (Prometheus adds 5 more
 // series per target). A new family or bucket changes the formula, and this says so.
 TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
   const auto samples = [&] {
@@ -396,10 +451,10 @@ TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
     return ParseSamples(result.body).size();
   };
   Start(ConfigJson("steady"));
-  EXPECT_EQ(samples(), 10U + 12 * 1 + 31 * 1);
+  EXPECT_EQ(samples(), 10U + 16 * 1 + 32 * 1);
   daemon_.reset();
   Start(ManyPoolsJson("steady", "leak"));
-  EXPECT_EQ(samples(), 10U + 12 * 3 + 31 * 2);
+  EXPECT_EQ(samples(), 10U + 16 * 3 + 32 * 2);
 }
 
 TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {

@@ -258,6 +258,37 @@ TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperation
 // for trim_idle_frames with nothing held), what each frame allocates and releases, and that no
 // two buffers out at once share memory. Checked after every frame of 20k random operations over
 // few keys, so that keys are reused, trimmed, refused by the cap and made again.
+// The frame's peak is the most in use at any moment: a held buffer released in the middle of
+// the frame counts until its release, frame-scoped buffers until the frame's end.
+TEST(BufferPoolTest, FramePeakInUseBytesIsTheMostInUseAtAnyMoment) {
+  BufferPool pool;
+  Buffer held = pool.Acquire(BufferFormat::kU8, 1000);
+  ASSERT_TRUE(held);
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().last_frame.peak_in_use_bytes, 1000U);
+
+  // 1000 held + 300 frame-scoped = 1300 at the release; then 200 more frame-scoped: 500.
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kU8, 300));
+  ASSERT_TRUE(pool.Release(held.id()));
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kF32, 50));
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().last_frame.peak_in_use_bytes, 1300U);
+  EXPECT_EQ(pool.Stats().in_use_bytes, 0U);
+
+  // Frame-scoped only, the buffers of the frame before reused: the peak is their sum.
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kU8, 300));
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kF32, 50));
+  ASSERT_TRUE(pool.Alloc(BufferFormat::kF32, 50));
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().last_frame.peak_in_use_bytes, 700U);
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 3U);
+  EXPECT_EQ(pool.Stats().last_frame.releases, 3U);
+
+  pool.EndFrame();  // an empty frame
+  EXPECT_EQ(pool.Stats().last_frame.peak_in_use_bytes, 0U);
+  EXPECT_EQ(pool.Stats().last_frame.allocations, 0U);
+}
+
 TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
   constexpr std::uint32_t kIdle = 4;
   BufferPool pool(PoolOptions{.max_bytes = 64 << 10, .trim_idle_frames = kIdle});
@@ -280,12 +311,17 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
   std::uint64_t releases = 0;
   std::uint64_t frame_scoped = 0;
   std::set<const std::byte*> frame_memory;  // frame-scoped buffers of this frame
+  std::uint64_t in_use = 0;                 // bytes of every buffer out now
+  std::uint64_t peak = 0;                   // the most in_use of this frame
+  std::uint64_t frame_scoped_bytes = 0;
 
   const auto hand_out = [&](const Buffer& buffer, KeyOf key) {
     ASSERT_TRUE(out.insert(buffer.data()).second) << "memory handed out twice, frame " << frame;
     ASSERT_EQ(buffer.size_bytes(), ElementSize(key.first) * key.second);
     keys[key].last_use = frame;
     ++allocations;
+    in_use += buffer.size_bytes();
+    peak = std::max(peak, in_use);
   };
   for (int op = 0; op < 20000; ++op) {
     const KeyOf key{rng() % 2 == 0 ? BufferFormat::kF32 : BufferFormat::kU8, 1 + rng() % 24 * 100};
@@ -299,6 +335,7 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
           hand_out(b, key);
           frame_memory.insert(b.data());
           ++frame_scoped;
+          frame_scoped_bytes += b.size_bytes();
         } else if (existed) {
           keys[key].last_use = frame;  // a refused request still uses the key
         }
@@ -321,6 +358,7 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
           ASSERT_TRUE(pool.Release(h.id));
           ASSERT_FALSE(pool.Release(h.id));
           out.erase(h.memory);
+          in_use -= ElementSize(h.key.first) * h.key.second;
           --keys[h.key].held;
           keys[h.key].last_use = frame;
           ++releases;
@@ -339,6 +377,11 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
         ASSERT_EQ(stats.last_frame.frame, frame);
         ASSERT_EQ(stats.last_frame.allocations, allocations) << "frame " << frame;
         ASSERT_EQ(stats.last_frame.releases, releases + frame_scoped) << "frame " << frame;
+        ASSERT_EQ(stats.last_frame.peak_in_use_bytes, peak) << "frame " << frame;
+        in_use -= frame_scoped_bytes;
+        ASSERT_EQ(stats.in_use_bytes, in_use) << "frame " << frame;
+        peak = in_use;  // what the next frame starts with
+        frame_scoped_bytes = 0;
         ASSERT_EQ(stats.keys, keys.size()) << "frame " << frame;
         ASSERT_EQ(stats.outstanding_buffers, held.size());
         ASSERT_EQ(pool.AuditBytes().pooled_bytes, stats.pooled_bytes);

@@ -91,7 +91,8 @@ TEST(ConfigTest, EveryKeyIsRead) {
     "pool": {"name": "audio", "max_bytes": 1048576, "trim_idle_frames": 600},
     "workload": {"scenario": "bloat", "particles": 100, "leak_buffers_per_frame": 3,
                  "leak_buffer_elements": 64, "bloat_every_frames": 7, "spike_every_frames": 9,
-                 "spike_factor": 2}
+                 "spike_factor": 2},
+    "diagnostics": {"history_points": 50, "sample_interval_seconds": 0.5, "peak_window_seconds": 60}
   })");
   EXPECT_EQ(config.http.listen, "127.0.0.1:1234");
   EXPECT_EQ(config.http.max_request_bytes, 4096U);
@@ -117,6 +118,9 @@ TEST(ConfigTest, EveryKeyIsRead) {
   EXPECT_EQ(pool.workload.bloat_every_frames, 7U);
   EXPECT_EQ(pool.workload.spike_every_frames, 9U);
   EXPECT_EQ(pool.workload.spike_factor, 2U);
+  EXPECT_EQ(config.diagnostics.history_points, 50U);
+  EXPECT_EQ(config.diagnostics.sample_interval, std::chrono::milliseconds{500});
+  EXPECT_EQ(config.peak_window, std::chrono::seconds{60});
 }
 
 // The issue's example: two loops on their own threads, three pools.
@@ -242,7 +246,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"{\"http\": {\"max_connections\": 0}}", "http.max_connections: must be"},
         BadConfig{"{\"workload\": {\"scenario\": \"melt\"}}",
                   "workload.scenario: must be one of steady, leak, bloat, spike, got \"melt\""},
-        BadConfig{"{\"workload\": {\"particles\": 0}}", "workload.particles: must be"}));
+        BadConfig{"{\"workload\": {\"particles\": 0}}", "workload.particles: must be"},
+        BadConfig{R"({"diagnostics": {"peak_window_seconds": 0}})",
+                  "diagnostics.peak_window_seconds: must be an integer from 1 to 3600, got 0"},
+        BadConfig{R"({"diagnostics": {"peak_window_seconds": 1.5}})",
+                  "diagnostics.peak_window_seconds: must be an integer"}));
 
 TEST(ConfigTest, HugeInputIsRefusedBeforeParsing) {
   const std::string huge(kMaxConfigBytes + 10, ' ');

@@ -108,6 +108,56 @@ TEST(HealthMonitorTest, FrameTimeLatenessAndOverrunsFeedTheLoopStats) {
   EXPECT_EQ(seen[0].period, milliseconds{10});
 }
 
+TEST(WindowedMaxTest, KeepsAValueForTheWholeWindowThenForgetsIt) {
+  WindowedMax<std::uint64_t> window(/*slot_frames=*/10, /*slots=*/3);  // 31 to 40 frames
+  window.Add(500);
+  for (int frame = 1; frame < 40; ++frame) {
+    window.Add(1);
+    ASSERT_EQ(window.Max(), 500U) << "frame " << frame;
+  }
+  window.Add(1);
+  EXPECT_EQ(window.Max(), 1U);  // 41 frames on, the 500 has left the window
+  EXPECT_EQ(window.HighWater(), 500U);
+  window.Add(7);
+  EXPECT_EQ(window.Max(), 7U);
+}
+
+// Peaks come from every frame, not only from the frames a snapshot follows: a burst between
+// two snapshots still shows, for the whole window, with the same value in every snapshot.
+TEST(HealthMonitorTest, PeaksSeeEveryFrameAndLastTheWindow) {
+  BufferPool pool;
+  HealthMonitor monitor({.loop = "main",
+                         .period = milliseconds{100},  // 10 frames per second
+                         .snapshot_interval_frames = 10,
+                         .peak_window = std::chrono::seconds{2}});
+  monitor.AddPool("p", pool);
+  std::vector<HealthSnapshot> snapshots;
+  monitor.Subscribe([&](const HealthSnapshot& s) { snapshots.push_back(s); });
+  for (int frame = 0; frame < 60; ++frame) {
+    const std::uint32_t buffers = frame == 3 ? 8 : 1;  // one burst, in a frame no snapshot follows
+    for (std::uint32_t i = 0; i < buffers; ++i) pool.Alloc(BufferFormat::kF32, 256 + i);
+    monitor.EndFrame({.duration = milliseconds{frame == 3 ? 40 : 2}});
+  }
+  ASSERT_EQ(snapshots.size(), 6U);
+  const std::uint64_t burst_bytes = std::uint64_t{4} * (8 * 256 + 28);  // 256 + ... + 263 floats
+  // Snapshots after frames 9, 19 and 29: the burst of frame 3 is within 2 to 3 s.
+  for (std::size_t i = 0; i < 3; ++i) {
+    const PoolPeaks& peaks = snapshots[i].pools[0].peaks;
+    EXPECT_EQ(peaks.frame_peak_in_use_bytes, burst_bytes) << "snapshot " << i;
+    EXPECT_EQ(peaks.frame_peak_allocations, 8U) << "snapshot " << i;
+    EXPECT_DOUBLE_EQ(snapshots[i].frame_peak_duration_seconds, 0.040) << "snapshot " << i;
+  }
+  // After frame 49 it has left the window; the maxima since the start keep it.
+  const HealthSnapshot& late = snapshots[4];
+  EXPECT_EQ(late.pools[0].peaks.frame_peak_in_use_bytes, 4U * 256);
+  EXPECT_EQ(late.pools[0].peaks.frame_peak_allocations, 1U);
+  EXPECT_DOUBLE_EQ(late.frame_peak_duration_seconds, 0.002);
+  EXPECT_EQ(late.pools[0].peaks.frame_max_in_use_bytes, burst_bytes);
+  EXPECT_EQ(late.pools[0].peaks.frame_max_allocations, 8U);
+  EXPECT_THROW(HealthMonitor({.loop = "x", .peak_window = std::chrono::seconds{0}}),
+               std::invalid_argument);
+}
+
 TEST(HealthMonitorTest, NamesAreCheckedAndAPoolIsAddedOnce) {
   EXPECT_THROW(HealthMonitor(Loop("")), std::invalid_argument);
   EXPECT_THROW(HealthMonitor(Loop(std::string(65, 'x'))), std::invalid_argument);

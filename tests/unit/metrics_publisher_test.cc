@@ -172,7 +172,7 @@ TEST(MetricsPublisherTest, EveryFamilyAppearsOnceWithASeriesPerPoolAndPerLoop) {
                                                : std::set<std::string>{"main", "audio"};
     EXPECT_EQ(series, expected) << family.name;
   }
-  EXPECT_EQ(names.size(), 17U);
+  EXPECT_EQ(names.size(), 22U);
 
   EXPECT_EQ(Sample(families, "poolwatch_pool_allocations_total", "pool", "render"), 3);
   EXPECT_EQ(Sample(families, "poolwatch_pool_outstanding_buffers", "pool", "physics"), 3);
@@ -182,6 +182,13 @@ TEST(MetricsPublisherTest, EveryFamilyAppearsOnceWithASeriesPerPoolAndPerLoop) {
   EXPECT_EQ(Sample(families, "poolwatch_frames_total", "loop", "audio"), 5);
   EXPECT_EQ(Sample(families, "poolwatch_frame_overruns_total", "loop", "audio"), 1);
   EXPECT_EQ(Sample(families, "poolwatch_frame_overruns_total", "loop", "main"), 0);
+  // The peaks, over every frame: render's 8 floats, physics' held buffers after 3 frames.
+  EXPECT_EQ(Sample(families, "poolwatch_pool_frame_peak_in_use_bytes", "pool", "render"), 32);
+  EXPECT_EQ(Sample(families, "poolwatch_pool_frame_max_in_use_bytes", "pool", "physics"), 144);
+  EXPECT_EQ(Sample(families, "poolwatch_pool_frame_peak_allocations", "pool", "audio"), 2);
+  EXPECT_EQ(Sample(families, "poolwatch_pool_frame_max_allocations", "pool", "physics"), 1);
+  EXPECT_DOUBLE_EQ(Sample(families, "poolwatch_frame_peak_duration_seconds", "loop", "main"),
+                   0.001);
 
   const std::string text = prometheus::TextSerializer().Serialize(families);
   for (const std::string& name : names) {

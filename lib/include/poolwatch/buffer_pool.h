@@ -72,6 +72,9 @@ struct PoolFrameStats {
   std::uint64_t frame = 0;  // index of the sealed frame, counting from 0
   std::uint64_t allocations = 0;
   std::uint64_t releases = 0;
+  // The most bytes in use at any moment of the frame: held buffers and the frame's
+  // frame-scoped ones, before they returned. Exact, whatever the order of the frame's calls.
+  std::uint64_t peak_in_use_bytes = 0;
 
   std::int64_t Imbalance() const {
     return static_cast<std::int64_t>(allocations) - static_cast<std::int64_t>(releases);
@@ -141,6 +144,10 @@ class BufferPool {
  public:
   // Pool memory alignment, enough for any SIMD type.
   static constexpr std::size_t kAlignment = 64;
+  // What one pool can own, whatever max_bytes says: more buffers or bytes are refused (and
+  // counted in allocation_failures_total), which keeps the frame's counting exact.
+  static constexpr std::uint64_t kMaxBuffers = (std::uint64_t{1} << 24) - 1;
+  static constexpr std::uint64_t kMaxPooledBytes = std::uint64_t{1} << 40;  // 1 TiB
 
   explicit BufferPool(PoolOptions options = {});
   ~BufferPool();
@@ -152,8 +159,9 @@ class BufferPool {
   // for attribution of held buffers. Returns an empty Buffer when count is 0 or the byte cap
   // refuses new memory. Always inlined (as allocators' fast paths are, so that the compiler's
   // choice per call site does not decide the cost): a key seen before with a buffer to spare
-  // costs a probe of the key table and a cursor step, like a bump allocator's, plus one count
-  // when instrumented; the rest is AllocSlow().
+  // costs a probe of the key table and a cursor step, like a bump allocator's, plus one add
+  // when instrumented (which counts the allocation and its bytes at once); the rest is
+  // AllocSlow().
   [[gnu::always_inline]] Buffer Alloc(BufferFormat format, std::uint32_t count,
                                       [[maybe_unused]] const char* site = nullptr) {
     const std::uint32_t index = FindKey(PackKey(format, count));
@@ -164,7 +172,7 @@ class BufferPool {
         key.cursor = 0;
       }
       if (key.cursor < key.stack.size()) {
-        if constexpr (kPoolInstrumented) ++frame_scoped_;
+        if constexpr (kPoolInstrumented) frame_scoped_ += kScopedCount + key.buffer_bytes;
         const StackEntry& entry = key.stack[key.cursor++];
         return {entry.memory, key.buffer_bytes, format, count,
                 BufferId{entry.slot, entry.generation}};
@@ -343,8 +351,13 @@ class BufferPool {
   std::vector<Group> groups_;
   std::unordered_map<GroupKey, std::uint32_t, GroupKeyHash> group_index_;
 
-  // This frame's allocations, counted as they happen; every frame-scoped one is also a release
-  // at EndFrame().
+  // This frame's frame-scoped allocations, counted as they happen with one add each: the
+  // count in the bits from kScopedCountShift up, their bytes below. Both fit: a frame's
+  // frame-scoped buffers are distinct buffers of the pool, which holds fewer than kMaxBuffers
+  // of them and fewer than kMaxPooledBytes. Every one is also a release at EndFrame().
+  static constexpr int kScopedCountShift = 40;
+  static constexpr std::uint64_t kScopedCount = std::uint64_t{1} << kScopedCountShift;
+  static constexpr std::uint64_t kScopedBytesMask = kScopedCount - 1;
   std::uint64_t frame_scoped_ = 0;
   std::uint64_t frame_acquires_ = 0;
   std::uint64_t frame_releases_ = 0;
@@ -358,7 +371,8 @@ class BufferPool {
   // refusals, trimming, keys made or dropped. A frame of frame-scoped allocations only seals
   // its counts and nothing else.
   bool changed_ = false;
-  PoolStats sealed_;  // what Stats() returns
+  std::uint64_t frame_peak_ = 0;  // in-use bytes just before this frame's releases, the most
+  PoolStats sealed_;              // what Stats() returns
 };
 
 // Owns one held buffer of a pool and releases it when destroyed, like a std::unique_ptr: the

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,39 @@ class DurationHistogram {
   double sum_ = 0;
 };
 
+// The largest value added over a trailing window of frames, and since the start. The window is
+// a ring of `slots` runs of `slot_frames` frames each, plus the run being filled, so Max()
+// covers the last slots × slot_frames frames at least, and one run more at most. Add() is
+// O(1), Max() O(slots). Plain data, not thread-safe.
+template <typename T>
+class WindowedMax {
+ public:
+  WindowedMax() = default;
+  WindowedMax(std::uint64_t slot_frames, std::size_t slots)
+      : maxima_(slots + 1, T{}), slot_frames_(std::max<std::uint64_t>(slot_frames, 1)) {}
+
+  void Add(T value) {
+    if (frames_in_slot_ == slot_frames_) {
+      current_ = current_ + 1 == maxima_.size() ? 0 : current_ + 1;
+      maxima_[current_] = value;
+      frames_in_slot_ = 1;
+    } else {
+      maxima_[current_] = std::max(maxima_[current_], value);
+      ++frames_in_slot_;
+    }
+    high_water_ = std::max(high_water_, value);
+  }
+  T Max() const { return maxima_.empty() ? T{} : *std::ranges::max_element(maxima_); }
+  T HighWater() const { return high_water_; }
+
+ private:
+  std::vector<T> maxima_ = {T{}};
+  std::size_t current_ = 0;
+  std::uint64_t frames_in_slot_ = 0;
+  std::uint64_t slot_frames_ = 1;
+  T high_water_{};
+};
+
 // How one frame of a loop went, as its loop measured it.
 struct FrameTiming {
   std::chrono::nanoseconds duration{};  // time spent executing the frame
@@ -54,10 +88,20 @@ struct LoopStats {
   double last_tick_lateness_seconds = 0;
 };
 
+// What a pool's frames reached, over every frame (not only the frames a snapshot follows):
+// over the monitor's trailing peak window ("peak") and since the start ("max").
+struct PoolPeaks {
+  std::uint64_t frame_peak_in_use_bytes = 0;  // the most in use at any moment of a frame
+  std::uint64_t frame_max_in_use_bytes = 0;
+  std::uint64_t frame_peak_allocations = 0;  // the most allocations in one frame
+  std::uint64_t frame_max_allocations = 0;
+};
+
 // One pool as of the end of a frame: its sealed stats and its held buffers by (site, format).
 struct PoolSnapshot {
   std::string name;  // the `pool` label
   PoolStats stats;
+  PoolPeaks peaks;
   std::vector<OutstandingGroup> outstanding;
 };
 
@@ -69,6 +113,7 @@ struct HealthSnapshot {
   std::uint64_t sequence = 0;  // 1 for the loop's first snapshot
   std::chrono::system_clock::time_point time;
   LoopStats timing;
+  double frame_peak_duration_seconds = 0;  // the longest frame in the trailing peak window
   DurationHistogram frame_duration;
   DurationHistogram tick_lateness;
   std::vector<PoolSnapshot> pools;  // in the order they were added
@@ -83,6 +128,9 @@ struct HealthMonitorOptions {
   std::chrono::nanoseconds period{16'666'667};
   // Emit a snapshot every this many frames (1: after every frame).
   std::uint32_t snapshot_interval_frames = 1;
+  // The trailing window of the peaks (PoolPeaks, the longest frame), in whole seconds of
+  // frames at `period`: every scraper sees a peak for this long, nothing resets on reading.
+  std::chrono::seconds peak_window{15};
 };
 
 // The monitor of one loop and its pools. EndFrame() is the one call that ends a frame: it ends
@@ -123,7 +171,16 @@ class HealthMonitor {
   struct Member {
     std::string name;
     BufferPool* pool;
+    WindowedMax<std::uint64_t> peak_in_use_bytes;
+    WindowedMax<std::uint64_t> allocations;
   };
+
+  // A peak window of whole seconds: one run per second of frames at the period.
+  template <typename T>
+  WindowedMax<T> PeakWindow() const {
+    return {static_cast<std::uint64_t>(std::chrono::seconds{1} / options_.period),
+            static_cast<std::size_t>(options_.peak_window.count())};
+  }
 
   void Emit();
 
@@ -133,6 +190,7 @@ class HealthMonitor {
   LoopStats stats_;
   DurationHistogram frame_duration_;
   DurationHistogram tick_lateness_;
+  WindowedMax<double> frame_seconds_;
   std::uint64_t last_snapshot_frames_ = 0;
   // Filled in place for every emission, so that its storage is reused: no allocation per frame.
   HealthSnapshot snapshot_;

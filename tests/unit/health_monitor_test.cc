@@ -158,6 +158,26 @@ TEST(HealthMonitorTest, PeaksSeeEveryFrameAndLastTheWindow) {
                std::invalid_argument);
 }
 
+// At 60 Hz the period is 16.666667 ms: a second is 59.99 periods, so runs of 59 frames would
+// make a 15 s window of 14.77 s. A burst stays visible for the whole window, whenever it came.
+TEST(HealthMonitorTest, ThePeakWindowIsNeverShorterThanAsked) {
+  BufferPool pool;
+  HealthMonitor monitor({.loop = "main", .period = std::chrono::nanoseconds{16'666'667}});
+  monitor.AddPool("p", pool);
+  std::uint64_t seen = 0;
+  monitor.Subscribe(
+      [&](const HealthSnapshot& s) { seen = s.pools[0].peaks.frame_peak_allocations; });
+  constexpr int kBurst = 58;                             // the last frame of a first run of 59
+  for (int frame = 0; frame <= kBurst + 899; ++frame) {  // 900 frames from the burst: 15 s
+    for (std::uint32_t i = 0; i < (frame == kBurst ? 8U : 1U); ++i)
+      pool.Alloc(BufferFormat::kU8, 64 + i);
+    monitor.EndFrame({});
+    if (frame >= kBurst) {
+      ASSERT_EQ(seen, 8U) << "frame " << frame;
+    }
+  }
+}
+
 TEST(HealthMonitorTest, NamesAreCheckedAndAPoolIsAddedOnce) {
   EXPECT_THROW(HealthMonitor(Loop("")), std::invalid_argument);
   EXPECT_THROW(HealthMonitor(Loop(std::string(65, 'x'))), std::invalid_argument);

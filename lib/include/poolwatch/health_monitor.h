@@ -175,10 +175,13 @@ class HealthMonitor {
     WindowedMax<std::uint64_t> allocations;
   };
 
-  // A peak window of whole seconds: one run per second of frames at the period.
+  // A peak window of whole seconds: one run per second of frames at the period, rounded up so
+  // that the window is never shorter than asked (60 frames a run at 60 Hz, not 59).
   template <typename T>
   WindowedMax<T> PeakWindow() const {
-    return {static_cast<std::uint64_t>(std::chrono::seconds{1} / options_.period),
+    const std::chrono::nanoseconds second = std::chrono::seconds{1};
+    return {static_cast<std::uint64_t>((second + options_.period - std::chrono::nanoseconds{1}) /
+                                       options_.period),
             static_cast<std::size_t>(options_.peak_window.count())};
   }
 

@@ -64,6 +64,13 @@ std::string Window(std::uint32_t seconds) {
   return seconds % 60 == 0 ? std::to_string(seconds / 60) + "m" : std::to_string(seconds) + "s";
 }
 
+// Buffers allocated and not released over `window`: the imbalance alert's input, and the
+// per-instance fleet view.
+std::string ImbalanceExpr(const std::string& window) {
+  return "increase(poolwatch_pool_allocations_total[" + window +
+         "]) - increase(poolwatch_pool_releases_total[" + window + "])";
+}
+
 // The fleet views: what a dashboard or a global Prometheus needs from many instances, computed
 // where the raw series are. Windows come from the same thresholds as the alerts. Ratios record
 // their numerator and denominator, so that whoever aggregates further sums both and never
@@ -79,9 +86,7 @@ Group FleetGroup(const AlertThresholds& t) {
       "poolwatch.fleet",
       {},
       {
-          {instance_imbalance, "increase(poolwatch_pool_allocations_total[" + imbalance +
-                                   "]) - increase(poolwatch_pool_releases_total[" + imbalance +
-                                   "])"},
+          {instance_imbalance, ImbalanceExpr(imbalance)},
           {"job_pool:poolwatch_pool_imbalance:increase" + imbalance,
            "sum by (job, pool) (" + instance_imbalance + ")"},
           {"job_pool:poolwatch_pool_pooled_bytes:sum",
@@ -109,8 +114,7 @@ std::vector<Group> Groups(const RuleOptions& options) {
     std::string description;
     switch (c.kind) {
       case ConditionKind::kImbalance:
-        expr = "increase(poolwatch_pool_allocations_total[" + window + "]) - ";
-        expr += "increase(poolwatch_pool_releases_total[" + window + "])";
+        expr = ImbalanceExpr(window);
         summary = "Pool {{ $labels.pool }} on {{ $labels.instance }} leaks buffers";
         description =
             "{{ $value | humanize }} more buffers were allocated than released in pool "

@@ -62,7 +62,7 @@ class WindowedMax {
     }
     high_water_ = std::max(high_water_, value);
   }
-  T Max() const { return maxima_.empty() ? T{} : *std::ranges::max_element(maxima_); }
+  T Max() const { return *std::ranges::max_element(maxima_); }  // never empty
   T HighWater() const { return high_water_; }
 
  private:

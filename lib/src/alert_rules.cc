@@ -174,6 +174,27 @@ std::vector<Group> Groups(const RuleOptions& options) {
            " bytes within 4h (predicted {{ $value | humanize1024 }}B). The first 10 minutes "
            "after a start (warm-up) are not in the window."});
 
+  const std::string frame_window = Window(t.frame_time_window_seconds);
+  const std::string budget =
+      t.frame_time_budget_ratio == 1
+          ? std::string("poolwatch_tick_period_seconds")
+          : Number(t.frame_time_budget_ratio) + " * poolwatch_tick_period_seconds";
+  const std::string percentile = "p" + Number(std::round(t.frame_time_quantile * 1e4) / 1e2);
+  const std::string slowest = Number(std::round((1 - t.frame_time_quantile) * 1e4) / 1e2);
+  loop.rules.push_back(
+      {"PoolwatchLoopFrameTime",
+       "histogram_quantile(" + Number(t.frame_time_quantile) +
+           ", rate(poolwatch_frame_duration_seconds_bucket[" + frame_window + "]))\n> " + budget,
+       Window(t.frame_time_for_seconds), Severity::kWarning,
+       "Loop {{ $labels.loop }} on {{ $labels.instance }} has slow frames",
+       "The " + percentile + " frame time of loop {{ $labels.loop }} over the last " +
+           frame_window + " is {{ $value | humanizeDuration }}, longer than " +
+           (t.frame_time_budget_ratio == 1
+                ? std::string("its tick period")
+                : Number(t.frame_time_budget_ratio) + " × its tick period") +
+           " (poolwatch_tick_period_seconds): more than " + slowest +
+           " % of its frames take longer than the loop can afford, and each delays the ticks "
+           "after it."});
   loop.rules.push_back(
       {"PoolwatchLoopStalled", "rate(poolwatch_frames_total[2m]) == 0", "2m", Severity::kCritical,
        "Loop {{ $labels.loop }} on {{ $labels.instance }} executes no frames",

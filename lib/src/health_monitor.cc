@@ -12,23 +12,32 @@ namespace {
 double ToSeconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 }  // namespace
 
-DurationHistogram::DurationHistogram(std::vector<double> upper_bounds)
+Histogram::Histogram(std::vector<double> upper_bounds)
     : upper_bounds_(std::move(upper_bounds)), bucket_counts_(upper_bounds_.size() + 1, 0) {}
 
-void DurationHistogram::Observe(double seconds) {
-  const auto it = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), seconds);
+void Histogram::Observe(double value) {
+  const auto it = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value);
   ++bucket_counts_[static_cast<std::size_t>(it - upper_bounds_.begin())];
   ++count_;
-  sum_ += seconds;
+  sum_ += value;
 }
 
-std::vector<double> DurationHistogram::BucketsAroundBudget(std::chrono::nanoseconds budget) {
+std::vector<double> Histogram::DurationBuckets(std::chrono::nanoseconds budget) {
+  // Written out rather than multiplied, so that every bound prints as short as it reads.
+  constexpr double kFine[] = {5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+                              5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,  0.25,   0.5,  1,    2.5};
   const double b = ToSeconds(budget);
-  return {b / 16, b / 8, b / 4, b / 2, b * 0.75, b, b * 1.5, b * 2, b * 4, b * 8};
+  std::vector<double> bounds;
+  for (double bound : kFine) {
+    if (bound * 2 <= b / 16) bounds.push_back(bound);  // a step apart from budget/16
+  }
+  bounds.insert(bounds.end(),
+                {b / 16, b / 8, b / 4, b / 2, b * 0.75, b, b * 1.5, b * 2, b * 4, b * 8});
+  return bounds;
 }
 
-std::vector<double> DurationHistogram::LatenessBuckets() {
-  return {1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
+std::vector<double> Histogram::CountBuckets() {
+  return {0, 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
 }
 
 const PoolSnapshot* HealthSnapshot::FindPool(std::string_view name) const {
@@ -38,8 +47,8 @@ const PoolSnapshot* HealthSnapshot::FindPool(std::string_view name) const {
 
 HealthMonitor::HealthMonitor(HealthMonitorOptions options)
     : options_(std::move(options)),
-      frame_duration_(DurationHistogram::BucketsAroundBudget(options_.period)),
-      tick_lateness_(DurationHistogram::LatenessBuckets()) {
+      frame_duration_(Histogram::DurationBuckets(options_.period)),
+      tick_lateness_(Histogram::DurationBuckets(options_.period)) {
   CheckName("loop", options_.loop);
   if (options_.period <= std::chrono::nanoseconds::zero()) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": the period must be positive");
@@ -62,8 +71,9 @@ void HealthMonitor::AddPool(std::string name, BufferPool& pool) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": pool \"" + name +
                                 "\" is added twice");
   }
-  pools_.push_back({name, &pool, PeakWindow<std::uint64_t>(), PeakWindow<std::uint64_t>()});
-  snapshot_.pools.push_back({std::move(name), {}, {}, {}});
+  pools_.push_back({name, &pool, PeakWindow<std::uint64_t>(), PeakWindow<std::uint64_t>(),
+                    Histogram(Histogram::CountBuckets())});
+  snapshot_.pools.push_back({std::move(name), {}, {}, {}, {}});
 }
 
 void HealthMonitor::Subscribe(Subscriber subscriber) {
@@ -83,6 +93,7 @@ void HealthMonitor::EndFrame(const FrameTiming& timing) {
     const PoolFrameStats& frame = member.pool->Stats().last_frame;
     member.peak_in_use_bytes.Add(frame.peak_in_use_bytes);
     member.allocations.Add(frame.allocations);
+    member.allocations_per_frame.Observe(static_cast<double>(frame.allocations));
   }
 
   ++stats_.frames;
@@ -113,6 +124,7 @@ void HealthMonitor::Emit() {
     snapshot_.pools[i].peaks = {member.peak_in_use_bytes.Max(),
                                 member.peak_in_use_bytes.HighWater(), member.allocations.Max(),
                                 member.allocations.HighWater()};
+    snapshot_.pools[i].allocations_per_frame = member.allocations_per_frame;
     pools_[i].pool->OutstandingBySite(snapshot_.pools[i].outstanding);
   }
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);

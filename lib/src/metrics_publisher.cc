@@ -1,6 +1,7 @@
 #include "poolwatch/metrics_publisher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <stdexcept>
 #include <utility>
@@ -22,6 +23,7 @@ struct PoolFamily {
   const char* help;
   MetricType type;
   double (*value)(const PoolSnapshot&);
+  const Histogram& (*histogram)(const PoolSnapshot&) = nullptr;
 };
 
 constexpr MetricType kGauge = MetricType::Gauge;
@@ -68,6 +70,9 @@ constexpr PoolFamily kPoolFamilies[] = {
      [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_allocations); }},
     {"poolwatch_pool_frame_max_allocations", "The most allocations in one frame, since the start.",
      kGauge, [](const PoolSnapshot& s) { return D(s.peaks.frame_max_allocations); }},
+    {"poolwatch_pool_allocations_per_frame", "Buffers allocated from the pool in one frame.",
+     MetricType::Histogram, nullptr,
+     [](const PoolSnapshot& s) -> const Histogram& { return s.allocations_per_frame; }},
 };
 
 // The loop families: one series per loop.
@@ -76,7 +81,7 @@ struct LoopFamily {
   const char* help;
   MetricType type;
   double (*value)(const HealthSnapshot&);
-  const DurationHistogram& (*histogram)(const HealthSnapshot&);
+  const Histogram& (*histogram)(const HealthSnapshot&);
 };
 
 constexpr LoopFamily kLoopFamilies[] = {
@@ -85,15 +90,19 @@ constexpr LoopFamily kLoopFamilies[] = {
     {"poolwatch_frame_overruns_total", "Frames that ended after their tick's deadline.", kCounter,
      [](const HealthSnapshot& s) { return D(s.timing.overruns); }, nullptr},
     {"poolwatch_frame_duration_seconds", "Time spent executing a frame.", MetricType::Histogram,
-     nullptr, [](const HealthSnapshot& s) -> const DurationHistogram& { return s.frame_duration; }},
+     nullptr, [](const HealthSnapshot& s) -> const Histogram& { return s.frame_duration; }},
     {"poolwatch_tick_lateness_seconds",
      "Time between a tick's deadline and the loop waking up for it.", MetricType::Histogram,
-     nullptr, [](const HealthSnapshot& s) -> const DurationHistogram& { return s.tick_lateness; }},
+     nullptr, [](const HealthSnapshot& s) -> const Histogram& { return s.tick_lateness; }},
     {"poolwatch_health_snapshots_total", "Health snapshots emitted by the loop's monitor.",
      kCounter, [](const HealthSnapshot& s) { return D(s.sequence); }, nullptr},
     {"poolwatch_frame_peak_duration_seconds",
      "The longest frame of the loop over the trailing peak window.", kGauge,
      [](const HealthSnapshot& s) { return s.frame_peak_duration_seconds; }, nullptr},
+    {"poolwatch_tick_period_seconds",
+     "The loop's tick period: the time a frame may take before it overruns.", kGauge,
+     [](const HealthSnapshot& s) { return std::chrono::duration<double>(s.period).count(); },
+     nullptr},
 };
 
 void SetValue(ClientMetric& metric, MetricType type, double value) {
@@ -104,7 +113,7 @@ void SetValue(ClientMetric& metric, MetricType type, double value) {
   }
 }
 
-void SetHistogram(ClientMetric& metric, const DurationHistogram& histogram) {
+void SetHistogram(ClientMetric& metric, const Histogram& histogram) {
   metric.histogram.sample_count = histogram.count();
   metric.histogram.sample_sum = histogram.sum();
   std::uint64_t cumulative = 0;
@@ -226,7 +235,11 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
     for (const HealthSnapshot& loop : loops) {
       for (const PoolSnapshot& pool : loop.pools) {
         ClientMetric& metric = family.metric.emplace_back(labelled("pool", pool.name));
-        SetValue(metric, f.type, f.value(pool));
+        if (f.histogram != nullptr) {
+          SetHistogram(metric, f.histogram(pool));
+        } else {
+          SetValue(metric, f.type, f.value(pool));
+        }
       }
     }
     if (!family.metric.empty()) families.push_back(std::move(family));

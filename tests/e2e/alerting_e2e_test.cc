@@ -285,6 +285,7 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
   ASSERT_TRUE(Eventually([] { return Elapsed() > 6; }, 30s));
   int queries = 0;
   int fleet_queries = 0;
+  int heatmaps = 0;
   bool in_fleet_row = false;
   for (const json& panel : dashboard["panels"]) {
     // Rows group the panels: the fleet row's panels view every instance of the job at once,
@@ -295,6 +296,16 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
     }
     EXPECT_FALSE(panel["fieldConfig"]["defaults"]["unit"].get<std::string>().empty())
         << panel["title"];
+    // A heatmap draws the buckets as Prometheus keeps them (no recalculation): one row per `le`.
+    if (panel["type"] == "heatmap") {
+      ++heatmaps;
+      EXPECT_FALSE(panel["options"]["calculate"].get<bool>()) << panel["title"];
+      for (const json& target : panel["targets"]) {
+        EXPECT_EQ(target["format"], "heatmap") << panel["title"];
+        EXPECT_TRUE(target["expr"].get<std::string>().starts_with("sum by (le) (rate(poolwatch_"))
+            << target["expr"];
+      }
+    }
     for (const json& target : panel["targets"]) {
       std::string expr = target["expr"];
       if (in_fleet_row) {
@@ -324,7 +335,8 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
       ++queries;
     }
   }
-  EXPECT_GE(queries, 15);
+  EXPECT_GE(queries, 20);
+  EXPECT_EQ(heatmaps, 3) << "frame time, tick lateness and allocations per frame";
   EXPECT_GE(fleet_queries, 5) << "the fleet row's panels query the recording rules";
 
   // The pool and loop variables: multi-select with "All", each offering what the targets expose.

@@ -442,8 +442,10 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
-// docs/metrics.md: samples per scrape = 10 + 16 × pools + 32 × loops (Prometheus adds 5 more
-// series per target). A new family or bucket changes the formula, and this says so.
+// docs/metrics.md: samples per scrape = 10 + 29 × pools + 45 × loops at 60 Hz (Prometheus adds 5
+// more series per target), a loop 2 fewer per fine bucket its shorter period drops: 43 at 100 Hz
+// (no 500 µs), 41 at 200 Hz (nor 250 µs). A new family or bucket changes the formula, and this
+// says so.
 TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
   const auto samples = [&] {
     const HttpResult result = HttpGet(port_, "/metrics");
@@ -451,10 +453,10 @@ TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
     return ParseSamples(result.body).size();
   };
   Start(ConfigJson("steady"));
-  EXPECT_EQ(samples(), 10U + 16 * 1 + 32 * 1);
+  EXPECT_EQ(samples(), 10U + 29 * 1 + 43);  // one pool on a 100 Hz loop
   daemon_.reset();
   Start(ManyPoolsJson("steady", "leak"));
-  EXPECT_EQ(samples(), 10U + 16 * 3 + 32 * 2);
+  EXPECT_EQ(samples(), 10U + 29 * 3 + 43 + 41);  // loops at 100 and 200 Hz
 }
 
 TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {

@@ -47,6 +47,29 @@ TEST(AlertRulesTest, RuleExpressionsComeFromTheSameBounds) {
             std::string::npos);
 }
 
+TEST(AlertRulesTest, FrameTimeAlertTakesItsQuantileRatioAndWindows) {
+  AlertThresholds thresholds;
+  thresholds.frame_time_quantile = 0.995;
+  thresholds.frame_time_budget_ratio = 1.5;
+  thresholds.frame_time_window_seconds = 120;
+  thresholds.frame_time_for_seconds = 900;
+  const std::string rules = PrometheusRuleFile({thresholds, "poolwatch", "https://x"});
+  EXPECT_NE(rules.find("      - alert: PoolwatchLoopFrameTime\n"
+                       "        expr: |-\n"
+                       "          histogram_quantile(0.995, "
+                       "rate(poolwatch_frame_duration_seconds_bucket[2m]))\n"
+                       "          > 1.5 * poolwatch_tick_period_seconds\n"
+                       "        for: 15m\n"
+                       "        labels:\n"
+                       "          severity: warning\n"),
+            std::string::npos)
+      << rules;
+  EXPECT_NE(rules.find("The p99.5 frame time of loop {{ $labels.loop }} over the last 2m is "
+                       "{{ $value | humanizeDuration }}, longer than 1.5 × its tick period"),
+            std::string::npos);
+  EXPECT_NE(rules.find("more than 0.5 % of its frames"), std::string::npos);
+}
+
 TEST(AlertRulesTest, FleetRecordingRulesTakeTheAlertsWindowsAndTheirNames) {
   AlertThresholds thresholds;
   thresholds.imbalance_window_seconds = 600;

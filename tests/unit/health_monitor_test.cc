@@ -12,8 +12,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-TEST(DurationHistogramTest, ObservationsLandInTheFirstBucketThatHoldsThem) {
-  DurationHistogram histogram({0.001, 0.01, 0.1});
+TEST(HistogramTest, ObservationsLandInTheFirstBucketThatHoldsThem) {
+  Histogram histogram({0.001, 0.01, 0.1});
   histogram.Observe(0.0005);
   histogram.Observe(0.001);  // upper bounds are inclusive, as in Prometheus
   histogram.Observe(0.05);
@@ -23,12 +23,28 @@ TEST(DurationHistogramTest, ObservationsLandInTheFirstBucketThatHoldsThem) {
   EXPECT_DOUBLE_EQ(histogram.sum(), 3.0515);
 }
 
-TEST(DurationHistogramTest, BudgetBucketsBracketTheTickBudget) {
-  const auto bounds = DurationHistogram::BucketsAroundBudget(milliseconds{16});
-  EXPECT_LT(bounds.front(), 0.016);
-  EXPECT_GT(bounds.back(), 0.016);
+// At 60 Hz a reference frame takes ~20 µs: the buckets must tell 20 µs from 200 µs as well as
+// a frame at 90 % of its budget from one at 110 %.
+TEST(HistogramTest, DurationBucketsResolveMicrosecondsAndSeveralBudgets) {
+  const auto bounds = Histogram::DurationBuckets(std::chrono::nanoseconds{16'666'667});
   EXPECT_TRUE(std::is_sorted(bounds.begin(), bounds.end()));
-  EXPECT_NE(std::find(bounds.begin(), bounds.end(), 0.016), bounds.end());
+  EXPECT_EQ(std::adjacent_find(bounds.begin(), bounds.end()), bounds.end());
+  EXPECT_DOUBLE_EQ(bounds.front(), 5e-6);
+  EXPECT_EQ(std::ranges::count_if(bounds, [](double b) { return b > 1e-5 && b < 5e-5; }), 1);
+  EXPECT_EQ(std::ranges::count_if(bounds, [](double b) { return b == 16'666'667e-9; }), 1);
+  EXPECT_DOUBLE_EQ(bounds.back(), 8 * 16'666'667e-9);
+  EXPECT_EQ(bounds.size(), 17U);  // 7 below budget/16, then 10 around the budget
+  // A 1 kHz loop: the fine steps stop at half of budget/16 (62.5 µs), no bound repeats.
+  const auto fast = Histogram::DurationBuckets(milliseconds{1});
+  EXPECT_EQ(fast, (std::vector<double>{5e-6, 1e-5, 2.5e-5, 6.25e-5, 1.25e-4, 2.5e-4, 5e-4, 7.5e-4,
+                                       1e-3, 1.5e-3, 2e-3, 4e-3, 8e-3}));
+}
+
+TEST(HistogramTest, CountBucketsSeparateIdleFramesAndGrowByFour) {
+  Histogram histogram(Histogram::CountBuckets());
+  for (double allocations : {0.0, 1.0, 3.0, 4.0, 256.0, 1e6}) histogram.Observe(allocations);
+  EXPECT_EQ(histogram.bucket_counts(),
+            (std::vector<std::uint64_t>{1, 1, 2, 0, 0, 1, 0, 0, 0, 0, 1}));
 }
 
 HealthMonitorOptions Loop(std::string name = "main", std::uint32_t interval = 1) {
@@ -105,6 +121,7 @@ TEST(HealthMonitorTest, FrameTimeLatenessAndOverrunsFeedTheLoopStats) {
   // The frame-duration buckets bracket the loop's period.
   const auto& bounds = seen[0].frame_duration.upper_bounds();
   EXPECT_NE(std::find(bounds.begin(), bounds.end(), 0.01), bounds.end());
+  EXPECT_EQ(seen[0].tick_lateness.upper_bounds(), bounds);
   EXPECT_EQ(seen[0].period, milliseconds{10});
 }
 
@@ -154,6 +171,12 @@ TEST(HealthMonitorTest, PeaksSeeEveryFrameAndLastTheWindow) {
   EXPECT_DOUBLE_EQ(late.frame_peak_duration_seconds, 0.002);
   EXPECT_EQ(late.pools[0].peaks.frame_max_in_use_bytes, burst_bytes);
   EXPECT_EQ(late.pools[0].peaks.frame_max_allocations, 8U);
+  // Every frame is in the allocations histogram too: 49 frames of 1, the burst of 8 (le="16").
+  const Histogram& allocations = late.pools[0].allocations_per_frame;
+  EXPECT_EQ(allocations.count(), 50U);
+  EXPECT_DOUBLE_EQ(allocations.sum(), 49 + 8);
+  EXPECT_EQ(allocations.bucket_counts()[1], 49U);
+  EXPECT_EQ(allocations.bucket_counts()[3], 1U);
   EXPECT_THROW(HealthMonitor({.loop = "x", .peak_window = std::chrono::seconds{0}}),
                std::invalid_argument);
 }

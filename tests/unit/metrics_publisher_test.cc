@@ -92,6 +92,7 @@ TEST(MetricsPublisherTest, EveryContractMetricCarriesTheSnapshotValues) {
       {"poolwatch_frames_total", 1},
       {"poolwatch_frame_overruns_total", 1},
       {"poolwatch_health_snapshots_total", 1},
+      {"poolwatch_tick_period_seconds", 0.01},
   };
   for (const auto& [name, value] : expected) {
     const auto* family = Find(families, name);
@@ -120,12 +121,31 @@ TEST(MetricsPublisherTest, EveryContractMetricCarriesTheSnapshotValues) {
   const auto& h = duration->metric[0].histogram;
   EXPECT_EQ(h.sample_count, 1U);
   EXPECT_DOUBLE_EQ(h.sample_sum, 0.0015);
-  ASSERT_EQ(h.bucket.size(), 11U);                  // ten bounds around the 10 ms budget, and +Inf
-  EXPECT_EQ(h.bucket[0].cumulative_count, 0U);      // 0.625 ms
-  EXPECT_EQ(h.bucket[1].cumulative_count, 0U);      // 1.25 ms
-  EXPECT_EQ(h.bucket[2].cumulative_count, 1U);      // 2.5 ms
+  // 5 µs to 250 µs, ten bounds around the 10 ms budget, and +Inf.
+  ASSERT_EQ(h.bucket.size(), 17U);
+  EXPECT_DOUBLE_EQ(h.bucket[0].upper_bound, 5e-6);
+  EXPECT_EQ(h.bucket[6].cumulative_count, 0U);      // 0.625 ms
+  EXPECT_EQ(h.bucket[7].cumulative_count, 0U);      // 1.25 ms
+  EXPECT_EQ(h.bucket[8].cumulative_count, 1U);      // 2.5 ms
   EXPECT_EQ(h.bucket.back().cumulative_count, 1U);  // +Inf
-  ASSERT_NE(Find(families, "poolwatch_tick_lateness_seconds"), nullptr);
+  const auto* lateness = Find(families, "poolwatch_tick_lateness_seconds");
+  ASSERT_NE(lateness, nullptr);
+  ASSERT_EQ(lateness->metric.size(), 1U);
+  EXPECT_EQ(lateness->metric[0].histogram.bucket.size(), 17U);
+
+  // The frame's five allocations, in the bucket le="16" of the pool's histogram.
+  const auto* allocations = Find(families, "poolwatch_pool_allocations_per_frame");
+  ASSERT_NE(allocations, nullptr);
+  EXPECT_EQ(allocations->type, prometheus::MetricType::Histogram);
+  ASSERT_EQ(allocations->metric.size(), 1U);
+  EXPECT_EQ(Label(allocations->metric[0], "pool"), "render");
+  const auto& a = allocations->metric[0].histogram;
+  EXPECT_EQ(a.sample_count, 1U);
+  EXPECT_DOUBLE_EQ(a.sample_sum, 5);
+  ASSERT_EQ(a.bucket.size(), 11U);
+  EXPECT_DOUBLE_EQ(a.bucket[3].upper_bound, 16);
+  EXPECT_EQ(a.bucket[2].cumulative_count, 0U);
+  EXPECT_EQ(a.bucket[3].cumulative_count, 1U);
 }
 
 // Two loops, three pools: each family once, a series per pool or per loop, each with its own
@@ -172,7 +192,7 @@ TEST(MetricsPublisherTest, EveryFamilyAppearsOnceWithASeriesPerPoolAndPerLoop) {
                                                : std::set<std::string>{"main", "audio"};
     EXPECT_EQ(series, expected) << family.name;
   }
-  EXPECT_EQ(names.size(), 22U);
+  EXPECT_EQ(names.size(), 24U);
 
   EXPECT_EQ(Sample(families, "poolwatch_pool_allocations_total", "pool", "render"), 3);
   EXPECT_EQ(Sample(families, "poolwatch_pool_outstanding_buffers", "pool", "physics"), 3);

@@ -43,6 +43,14 @@ struct AlertThresholds {
   Bound overrun_ratio_critical{Bound::Op::kGreater, 0.10};
   std::uint32_t overrun_window_seconds = 300;
   std::uint32_t overrun_for_seconds = 600;
+  // The frame-time percentile operators of game and simulation servers watch first: a loop
+  // whose p99 frame takes longer than `frame_time_budget_ratio` × its tick period over the
+  // window warns. The period is a bucket bound of poolwatch_frame_duration_seconds, so at a
+  // ratio of 1 the comparison is exact: more than 1 % of the frames took longer than the period.
+  double frame_time_quantile = 0.99;
+  double frame_time_budget_ratio = 1;
+  std::uint32_t frame_time_window_seconds = 300;
+  std::uint32_t frame_time_for_seconds = 600;
 
   friend bool operator==(const AlertThresholds&, const AlertThresholds&) = default;
 };

@@ -12,15 +12,15 @@
 
 namespace poolwatch {
 
-// A cumulative histogram over fixed upper bounds (seconds), with an implicit +Inf bucket.
-// Plain data: copied into every snapshot. Not thread-safe.
-class DurationHistogram {
+// A cumulative histogram over fixed upper bounds, with an implicit +Inf bucket: seconds for
+// durations, a count for allocations. Plain data: copied into every snapshot. Not thread-safe.
+class Histogram {
  public:
-  DurationHistogram() = default;
+  Histogram() = default;
   // `upper_bounds` must be strictly increasing.
-  explicit DurationHistogram(std::vector<double> upper_bounds);
+  explicit Histogram(std::vector<double> upper_bounds);
 
-  void Observe(double seconds);
+  void Observe(double value);
 
   const std::vector<double>& upper_bounds() const { return upper_bounds_; }
   // Per-bucket (not cumulative) counts; one more than upper_bounds(), the last is +Inf.
@@ -28,10 +28,12 @@ class DurationHistogram {
   std::uint64_t count() const { return count_; }
   double sum() const { return sum_; }
 
-  // Bounds around a tick budget: from budget/16 to 8 × budget.
-  static std::vector<double> BucketsAroundBudget(std::chrono::nanoseconds budget);
-  // Bounds for wake-up lateness, 10 µs to 100 ms.
-  static std::vector<double> LatenessBuckets();
+  // Bounds (seconds) for a frame's duration or a tick's lateness under a tick budget: 5 µs,
+  // 10 µs, 25 µs, ... in steps of 1-2.5-5 up to half of budget/16, then budget/16, /8, /4, /2,
+  // 0.75, 1 (the budget itself, so "more than the budget" is exact), 1.5, 2, 4 and 8 budgets.
+  static std::vector<double> DurationBuckets(std::chrono::nanoseconds budget);
+  // Bounds for a count per frame: 0 (an idle frame), then powers of 4 from 1 to 65536.
+  static std::vector<double> CountBuckets();
 
  private:
   std::vector<double> upper_bounds_;
@@ -102,6 +104,7 @@ struct PoolSnapshot {
   std::string name;  // the `pool` label
   PoolStats stats;
   PoolPeaks peaks;
+  Histogram allocations_per_frame;  // every frame's allocations, bounded by CountBuckets()
   std::vector<OutstandingGroup> outstanding;
 };
 
@@ -114,8 +117,8 @@ struct HealthSnapshot {
   std::chrono::system_clock::time_point time;
   LoopStats timing;
   double frame_peak_duration_seconds = 0;  // the longest frame in the trailing peak window
-  DurationHistogram frame_duration;
-  DurationHistogram tick_lateness;
+  Histogram frame_duration;
+  Histogram tick_lateness;
   std::vector<PoolSnapshot> pools;  // in the order they were added
 
   // The pool of that name, or nullptr.
@@ -173,6 +176,7 @@ class HealthMonitor {
     BufferPool* pool;
     WindowedMax<std::uint64_t> peak_in_use_bytes;
     WindowedMax<std::uint64_t> allocations;
+    Histogram allocations_per_frame;
   };
 
   // A peak window of whole seconds: one run per second of frames at the period, rounded up so
@@ -191,8 +195,8 @@ class HealthMonitor {
   std::vector<Member> pools_;
   std::vector<Subscriber> subscribers_;
   LoopStats stats_;
-  DurationHistogram frame_duration_;
-  DurationHistogram tick_lateness_;
+  Histogram frame_duration_;
+  Histogram tick_lateness_;
   WindowedMax<double> frame_seconds_;
   std::uint64_t last_snapshot_frames_ = 0;
   // Filled in place for every emission, so that its storage is reused: no allocation per frame.

@@ -77,7 +77,8 @@ struct Exporter::Impl {
         address(ParseListenAddress(options.http.listen, "http.listen")),
         publisher(options.publisher),
         handler(HandlerSources{
-            .collectables = {&publisher, &process, &build_info, &registered},
+            .publisher = &publisher,
+            .collectables = {&process, &build_info, &registered},
             .liveness = [this] { return liveness ? liveness() : DefaultLiveness(); },
             .readiness = [this] { return readiness ? readiness() : DefaultReadiness(); },
             .diagnostics = [this] { return Diagnostics(); },

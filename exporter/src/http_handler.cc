@@ -1,7 +1,6 @@
 #include "http_handler.h"
 
 #include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 
 #include "debug_views.h"
 #include "gzip.h"
@@ -63,22 +62,25 @@ HttpHandler::HttpHandler(HandlerSources sources) : sources_(std::move(sources)) 
   landing_page_ = Share(std::move(page));
 }
 
-std::string HttpHandler::Scrape() const {
-  std::vector<prometheus::MetricFamily> families;
+Exposition HttpHandler::Collect() const {
+  Exposition exposition;
+  if (sources_.publisher != nullptr) exposition = sources_.publisher->CollectExposition();
   for (const prometheus::Collectable* collectable : sources_.collectables) {
     auto collected = collectable->Collect();
-    families.insert(families.end(), std::make_move_iterator(collected.begin()),
-                    std::make_move_iterator(collected.end()));
+    exposition.families.insert(exposition.families.end(),
+                               std::make_move_iterator(collected.begin()),
+                               std::make_move_iterator(collected.end()));
   }
-  return prometheus::TextSerializer().Serialize(families);
+  return exposition;
 }
 
-std::shared_ptr<const HttpHandler::Exposition> HttpHandler::FreshExposition() const {
+std::shared_ptr<const HttpHandler::Rendered> HttpHandler::FreshExposition(
+    MetricsFormat format) const {
   if (!sources_.generation) return nullptr;
-  std::shared_ptr<const Exposition> cached;
+  std::shared_ptr<const Rendered> cached;
   {
     std::scoped_lock lock(cache_mutex_);
-    cached = cache_;
+    cached = cache_[static_cast<std::size_t>(format)];
   }
   if (!cached || cached->generation != sources_.generation() ||
       std::chrono::steady_clock::now() - cached->built >= kMaxExpositionAge) {
@@ -87,32 +89,41 @@ std::shared_ptr<const HttpHandler::Exposition> HttpHandler::FreshExposition() co
   return cached;
 }
 
-std::shared_ptr<const HttpHandler::Exposition> HttpHandler::CurrentExposition() const {
-  if (auto fresh = FreshExposition()) return fresh;
+std::shared_ptr<const HttpHandler::Rendered> HttpHandler::CurrentExposition(
+    MetricsFormat format) const {
+  if (auto fresh = FreshExposition(format)) return fresh;
   // Read before collecting: a snapshot that lands meanwhile makes the next scrape build again.
   const std::uint64_t generation = sources_.generation ? sources_.generation() : 0;
-  auto exposition = std::make_shared<Exposition>();
-  exposition->generation = generation;
-  exposition->built = std::chrono::steady_clock::now();
-  exposition->text = Scrape();
-  // Made with the text, once: Prometheus asks for gzip on every scrape.
-  exposition->gzip = GzipCompress(exposition->text);
+  auto rendered = std::make_shared<Rendered>();
+  rendered->generation = generation;
+  rendered->built = std::chrono::steady_clock::now();
+  const Exposition exposition = Collect();
+  switch (format) {
+    case MetricsFormat::kText:
+      rendered->body = SerializeText(exposition);
+      break;
+    case MetricsFormat::kOpenMetrics:
+      rendered->body = SerializeOpenMetrics(exposition);
+      break;
+  }
+  // Made with the body, once: Prometheus asks for gzip on every scrape.
+  rendered->gzip = GzipCompress(rendered->body);
   std::scoped_lock lock(cache_mutex_);
-  cache_ = exposition;
-  return exposition;
+  cache_[static_cast<std::size_t>(format)] = rendered;
+  return rendered;
 }
 
-HttpResponse HttpHandler::Metrics(const std::shared_ptr<const Exposition>& exposition,
-                                  const HttpRequest& request) {
+HttpResponse HttpHandler::Metrics(const std::shared_ptr<const Rendered>& rendered,
+                                  const Negotiated& negotiated, const HttpRequest& request) {
   HttpResponse response;
-  response.content_type = kMetricsContentType;
-  response.headers.emplace_back("Vary", "Accept-Encoding");
+  response.content_type = std::string(negotiated.content_type);
+  response.headers.emplace_back("Vary", "Accept, Accept-Encoding");
   // Aliasing pointers: the body shares the exposition's ownership, nothing is copied.
   if (AcceptsGzip(request.accept_encoding)) {
-    response.body = std::shared_ptr<const std::string>(exposition, &exposition->gzip);
+    response.body = std::shared_ptr<const std::string>(rendered, &rendered->gzip);
     response.headers.emplace_back("Content-Encoding", "gzip");
   } else {
-    response.body = std::shared_ptr<const std::string>(exposition, &exposition->text);
+    response.body = std::shared_ptr<const std::string>(rendered, &rendered->body);
   }
   return response;
 }
@@ -129,7 +140,8 @@ std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& reques
   }
   const std::string_view path = PathOf(request.target);
   if (path == "/metrics") {
-    if (auto fresh = FreshExposition()) return Metrics(fresh, request);
+    const Negotiated negotiated = NegotiateFormat(request.accept);
+    if (auto fresh = FreshExposition(negotiated.format)) return Metrics(fresh, negotiated, request);
     return std::nullopt;
   }
   if (path == "/healthz") return ProbeResponse(sources_.liveness);
@@ -147,7 +159,10 @@ std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& reques
 HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   if (auto quick = HandleQuickly(request)) return std::move(*quick);
   const std::string_view path = PathOf(request.target);
-  if (path == "/metrics") return Metrics(CurrentExposition(), request);
+  if (path == "/metrics") {
+    const Negotiated negotiated = NegotiateFormat(request.accept);
+    return Metrics(CurrentExposition(negotiated.format), negotiated, request);
+  }
   // /debug or /debug/health.
   HttpResponse response;
   const std::vector<DiagnosticsReport> reports = sources_.diagnostics();

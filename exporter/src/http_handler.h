@@ -2,6 +2,7 @@
 
 #include <prometheus/collectable.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -13,8 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "formats.h"
 #include "poolwatch/diagnostics_store.h"
 #include "poolwatch/exporter/exporter.h"
+#include "poolwatch/metrics_publisher.h"
 
 namespace poolwatch::exporter {
 
@@ -24,6 +27,7 @@ struct HttpRequest {
   std::string method;
   std::string target;
   std::string accept_encoding;
+  std::string accept;  // chooses the /metrics format (formats.h)
 };
 
 struct HttpResponse {
@@ -37,7 +41,9 @@ struct HttpResponse {
 };
 
 struct HandlerSources {
-  std::vector<const prometheus::Collectable*> collectables;     // scraped in this order
+  // Scraped first, with the extras (exemplars) that formats beyond text carry.
+  const MetricsPublisher* publisher = nullptr;
+  std::vector<const prometheus::Collectable*> collectables;     // scraped next, in this order
   std::function<Probe()> liveness;                              // /healthz
   std::function<Probe()> readiness;                             // /readyz
   std::function<std::vector<DiagnosticsReport>()> diagnostics;  // /debug, /debug/health
@@ -50,8 +56,6 @@ struct HandlerSources {
 // How long a serialized exposition may be served again: bounds how stale the process_* figures
 // can be when no new snapshot comes (a stalled loop).
 inline constexpr std::chrono::milliseconds kMaxExpositionAge{100};
-
-inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // Answers the exporter's endpoints: /metrics, /healthz, /readyz, /debug, /debug/health and the
 // landing page /. GET and HEAD only.
@@ -72,29 +76,31 @@ class HttpHandler {
   // Whether it asks for /metrics (made on a thread of its own when not ready).
   static bool IsMetrics(const HttpRequest& request);
 
-  // The /metrics body, uncompressed, freshly collected.
-  std::string Scrape() const;
+  // Every source's series, freshly collected, with the publisher's extras.
+  Exposition Collect() const;
 
  private:
-  // One serialized exposition, immutable once made: its text and gzip form.
-  struct Exposition {
+  // One serialized exposition in one format, immutable once made: its body and gzip form.
+  struct Rendered {
     std::uint64_t generation = 0;
     std::chrono::steady_clock::time_point built;
-    std::string text;
+    std::string body;
     std::string gzip;
   };
 
-  // The exposition of the current generation if one was made within kMaxExpositionAge.
-  std::shared_ptr<const Exposition> FreshExposition() const;
+  // The exposition in `format` of the current generation if one was made within
+  // kMaxExpositionAge.
+  std::shared_ptr<const Rendered> FreshExposition(MetricsFormat format) const;
   // FreshExposition(), else a new one.
-  std::shared_ptr<const Exposition> CurrentExposition() const;
-  static HttpResponse Metrics(const std::shared_ptr<const Exposition>& exposition,
-                              const HttpRequest& request);
+  std::shared_ptr<const Rendered> CurrentExposition(MetricsFormat format) const;
+  static HttpResponse Metrics(const std::shared_ptr<const Rendered>& rendered,
+                              const Negotiated& negotiated, const HttpRequest& request);
 
   HandlerSources sources_;
   std::shared_ptr<const std::string> landing_page_;
   mutable std::mutex cache_mutex_;
-  mutable std::shared_ptr<const Exposition> cache_;
+  // Per format, made when a scraper first asks for it in a generation.
+  mutable std::array<std::shared_ptr<const Rendered>, kFormats> cache_;
 };
 
 }  // namespace poolwatch::exporter

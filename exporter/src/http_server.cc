@@ -306,7 +306,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
            {{"WWW-Authenticate", "Basic realm=\"" + State().name + "\", charset=\"UTF-8\""}}});
     }
     HttpRequest request{std::string(req.method_string()), std::string(req.target()),
-                        std::string(req[http::field::accept_encoding])};
+                        std::string(req[http::field::accept_encoding]),
+                        std::string(req[http::field::accept])};
     if (auto ready = State().handler.HandleQuickly(request)) return Respond(std::move(*ready));
     asio::post(HttpHandler::IsMetrics(request) ? State().expositions : State().pages,
                [self = Self(), work = asio::make_work_guard(stream_.get_executor()),

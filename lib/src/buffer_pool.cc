@@ -155,7 +155,8 @@ void BufferPool::OutstandingBySite(std::vector<OutstandingGroup>& out) const {
   out.clear();
   for (const Group& group : groups_) {
     if (group.count == 0) continue;
-    out.push_back({group.site, group.format, group.count, group.bytes, slots_[group.oldest].frame});
+    out.push_back({group.site, group.format, group.count, group.bytes, slots_[group.oldest].frame,
+                   slots_[group.newest].frame});
   }
 }
 

@@ -71,9 +71,13 @@ void HealthMonitor::AddPool(std::string name, BufferPool& pool) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": pool \"" + name +
                                 "\" is added twice");
   }
-  pools_.push_back({name, &pool, PeakWindow<std::uint64_t>(), PeakWindow<std::uint64_t>(),
-                    Histogram(Histogram::CountBuckets())});
-  snapshot_.pools.push_back({std::move(name), {}, {}, {}, {}});
+  pools_.push_back({name,
+                    &pool,
+                    PeakWindow<std::uint64_t>(),
+                    PeakWindow<std::uint64_t>(),
+                    Histogram(Histogram::CountBuckets()),
+                    {}});
+  snapshot_.pools.push_back({std::move(name), {}, {}, {}, {}, {}});
 }
 
 void HealthMonitor::Subscribe(Subscriber subscriber) {
@@ -108,6 +112,27 @@ void HealthMonitor::EndFrame(const FrameTiming& timing) {
   if (stats_.frames >= last_snapshot_frames_ + interval) Emit();
 }
 
+// The newest group's newest buffer (the first group of the newest frame: groups are in
+// first-seen order). Its time is estimated back from this snapshot by whole periods once, when it
+// first appears, and kept while it stays the latest.
+std::optional<LatestHeld> HealthMonitor::LatestHeldOf(Member& member, const PoolSnapshot& pool) {
+  const OutstandingGroup* newest = nullptr;
+  for (const OutstandingGroup& group : pool.outstanding) {
+    if (newest == nullptr || group.newest_frame > newest->newest_frame) newest = &group;
+  }
+  if (newest == nullptr) {
+    member.latest_held.reset();
+  } else if (!member.latest_held || member.latest_held->site != newest->site ||
+             member.latest_held->frame != newest->newest_frame) {
+    const std::uint64_t frames_ago = pool.stats.last_frame.frame - newest->newest_frame;
+    member.latest_held =
+        LatestHeld{newest->site, newest->newest_frame,
+                   snapshot_.time - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                        options_.period * static_cast<std::int64_t>(frames_ago))};
+  }
+  return member.latest_held;
+}
+
 // The pools' stats were sealed by their EndFrame() above: read now, they describe this frame.
 // O(pools + sites), whatever the number of buffers.
 void HealthMonitor::Emit() {
@@ -119,13 +144,14 @@ void HealthMonitor::Emit() {
   snapshot_.frame_duration = frame_duration_;
   snapshot_.tick_lateness = tick_lateness_;
   for (std::size_t i = 0; i < pools_.size(); ++i) {
-    const Member& member = pools_[i];
+    Member& member = pools_[i];
     snapshot_.pools[i].stats = member.pool->Stats();
     snapshot_.pools[i].peaks = {member.peak_in_use_bytes.Max(),
                                 member.peak_in_use_bytes.HighWater(), member.allocations.Max(),
                                 member.allocations.HighWater()};
     snapshot_.pools[i].allocations_per_frame = member.allocations_per_frame;
     pools_[i].pool->OutstandingBySite(snapshot_.pools[i].outstanding);
+    snapshot_.pools[i].latest_held = LatestHeldOf(pools_[i], snapshot_.pools[i]);
   }
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);
 }

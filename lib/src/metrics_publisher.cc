@@ -22,6 +22,7 @@ struct PoolFamily {
   const char* name;
   const char* help;
   MetricType type;
+  bool exemplar;  // carries the pool's latest held buffer as an exemplar
   double (*value)(const PoolSnapshot&);
   const Histogram& (*histogram)(const PoolSnapshot&) = nullptr;
 };
@@ -31,47 +32,47 @@ constexpr MetricType kCounter = MetricType::Counter;
 
 constexpr PoolFamily kPoolFamilies[] = {
     {"poolwatch_pool_frame_allocations",
-     "Buffers allocated from the pool in the last completed frame.", kGauge,
+     "Buffers allocated from the pool in the last completed frame.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.stats.last_frame.allocations); }},
     {"poolwatch_pool_frame_releases", "Buffers returned to the pool in the last completed frame.",
-     kGauge, [](const PoolSnapshot& s) { return D(s.stats.last_frame.releases); }},
+     kGauge, false, [](const PoolSnapshot& s) { return D(s.stats.last_frame.releases); }},
     {"poolwatch_pool_frame_imbalance", "Allocations minus releases in the last completed frame.",
-     kGauge,
+     kGauge, false,
      [](const PoolSnapshot& s) { return static_cast<double>(s.stats.last_frame.Imbalance()); }},
-    {"poolwatch_pool_allocations_total", "Buffers handed out by the pool.", kCounter,
+    {"poolwatch_pool_allocations_total", "Buffers handed out by the pool.", kCounter, true,
      [](const PoolSnapshot& s) { return D(s.stats.allocations_total); }},
-    {"poolwatch_pool_releases_total", "Buffers returned to the pool.", kCounter,
+    {"poolwatch_pool_releases_total", "Buffers returned to the pool.", kCounter, false,
      [](const PoolSnapshot& s) { return D(s.stats.releases_total); }},
     {"poolwatch_pool_misses_total",
-     "Allocations that found no free buffer of their key and needed new memory.", kCounter,
+     "Allocations that found no free buffer of their key and needed new memory.", kCounter, false,
      [](const PoolSnapshot& s) { return D(s.stats.misses_total); }},
     {"poolwatch_pool_outstanding_buffers",
-     "Buffers handed out and not yet returned, after the frame's release.", kGauge,
+     "Buffers handed out and not yet returned, after the frame's release.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.stats.outstanding_buffers); }},
-    {"poolwatch_pool_pooled_bytes", "Bytes owned by the pool, free and in use.", kGauge,
+    {"poolwatch_pool_pooled_bytes", "Bytes owned by the pool, free and in use.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.stats.pooled_bytes); }},
-    {"poolwatch_pool_in_use_bytes", "Bytes handed out by the pool and not returned.", kGauge,
+    {"poolwatch_pool_in_use_bytes", "Bytes handed out by the pool and not returned.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.stats.in_use_bytes); }},
-    {"poolwatch_pool_keys", "Distinct (format, element count) keys in the pool.", kGauge,
+    {"poolwatch_pool_keys", "Distinct (format, element count) keys in the pool.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.stats.keys); }},
     {"poolwatch_pool_allocation_failures_total",
-     "Allocations refused because the pool's byte cap was reached.", kCounter,
+     "Allocations refused because the pool's byte cap was reached.", kCounter, false,
      [](const PoolSnapshot& s) { return D(s.stats.allocation_failures_total); }},
     {"poolwatch_pool_trimmed_bytes_total", "Bytes of idle free buffers evicted by the trim policy.",
-     kCounter, [](const PoolSnapshot& s) { return D(s.stats.trimmed_bytes_total); }},
+     kCounter, false, [](const PoolSnapshot& s) { return D(s.stats.trimmed_bytes_total); }},
     {"poolwatch_pool_frame_peak_in_use_bytes",
      "The most bytes in use at any moment of a frame, over the trailing peak window.", kGauge,
-     [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_in_use_bytes); }},
+     false, [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_in_use_bytes); }},
     {"poolwatch_pool_frame_max_in_use_bytes",
-     "The most bytes in use at any moment of a frame, since the start.", kGauge,
+     "The most bytes in use at any moment of a frame, since the start.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.peaks.frame_max_in_use_bytes); }},
     {"poolwatch_pool_frame_peak_allocations",
-     "The most allocations in one frame, over the trailing peak window.", kGauge,
+     "The most allocations in one frame, over the trailing peak window.", kGauge, false,
      [](const PoolSnapshot& s) { return D(s.peaks.frame_peak_allocations); }},
     {"poolwatch_pool_frame_max_allocations", "The most allocations in one frame, since the start.",
-     kGauge, [](const PoolSnapshot& s) { return D(s.peaks.frame_max_allocations); }},
+     kGauge, false, [](const PoolSnapshot& s) { return D(s.peaks.frame_max_allocations); }},
     {"poolwatch_pool_allocations_per_frame", "Buffers allocated from the pool in one frame.",
-     MetricType::Histogram, nullptr,
+     MetricType::Histogram, false, nullptr,
      [](const PoolSnapshot& s) -> const Histogram& { return s.allocations_per_frame; }},
 };
 
@@ -125,6 +126,30 @@ void SetHistogram(ClientMetric& metric, const Histogram& histogram) {
     metric.histogram.bucket.push_back(
         {cumulative, i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
   }
+}
+
+// OpenMetrics allows 128 UTF-8 characters in an exemplar's label names and values together.
+constexpr std::size_t kExemplarCharacters = 128;
+
+// `text` cut to at most `characters` UTF-8 characters, never inside one.
+std::string CutUtf8(std::string_view text, std::size_t characters) {
+  std::size_t end = 0;
+  for (std::size_t seen = 0; end < text.size(); ++seen) {
+    if (seen == characters) break;
+    ++end;
+    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+  }
+  return std::string(text.substr(0, end));
+}
+
+Exemplar HeldExemplar(const LatestHeld& held) {
+  std::string frame = std::to_string(held.frame);
+  const std::size_t room =
+      kExemplarCharacters - (std::size("site") - 1) - (std::size("frame") - 1) - frame.size();
+  return {
+      {{"site", CutUtf8(held.site != nullptr ? held.site : "", room)}, {"frame", std::move(frame)}},
+      1,
+      std::chrono::duration<double>(held.time.time_since_epoch()).count()};
 }
 
 bool IsLabelName(const std::string& name) {
@@ -215,10 +240,13 @@ bool MetricsPublisher::AllPublished() const {
   });
 }
 
-std::vector<MetricFamily> MetricsPublisher::Collect() const {
+std::vector<MetricFamily> MetricsPublisher::Collect() const { return CollectExposition().families; }
+
+Exposition MetricsPublisher::CollectExposition() const {
   const std::vector<HealthSnapshot> loops = Latest();
   // Before the first frame there is nothing true to say: no series rather than zeros.
   if (loops.empty()) return {};
+  Exposition exposition;
 
   const auto labelled = [&](const char* label, const std::string& value) {
     ClientMetric metric;
@@ -228,7 +256,7 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
     return metric;
   };
 
-  std::vector<MetricFamily> families;
+  std::vector<MetricFamily>& families = exposition.families;
   families.reserve(std::size(kPoolFamilies) + std::size(kLoopFamilies));
   for (const PoolFamily& f : kPoolFamilies) {
     MetricFamily family{f.name, f.help, f.type, {}};
@@ -239,6 +267,10 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
           SetHistogram(metric, f.histogram(pool));
         } else {
           SetValue(metric, f.type, f.value(pool));
+        }
+        if (f.exemplar && pool.latest_held) {
+          exposition.extras.push_back(
+              {families.size(), family.metric.size() - 1, HeldExemplar(*pool.latest_held)});
         }
       }
     }
@@ -256,7 +288,7 @@ std::vector<MetricFamily> MetricsPublisher::Collect() const {
     }
     families.push_back(std::move(family));
   }
-  return families;
+  return exposition;
 }
 
 }  // namespace poolwatch

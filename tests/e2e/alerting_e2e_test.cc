@@ -82,10 +82,11 @@ class AlertingEndToEnd : public ::testing::Test {
         instance_["leak"] + "', '" + instance_["bloat"] + "', '" + instance_["steady"] + "']\n";
     const std::string prometheus_path = dir_->Write("prometheus.yml", prometheus);
     prometheus_port_ = FreePort();
-    prometheus_ = new ChildProcess(
-        {"/usr/bin/prometheus", "--config.file=" + prometheus_path,
-         "--storage.tsdb.path=" + (dir_->path() / "prom-data").string(),
-         "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_), "--log.level=warn"});
+    prometheus_ =
+        new ChildProcess({"/usr/bin/prometheus", "--config.file=" + prometheus_path,
+                          "--storage.tsdb.path=" + (dir_->path() / "prom-data").string(),
+                          "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_),
+                          "--enable-feature=exemplar-storage", "--log.level=warn"});
 
     ASSERT_TRUE(
         Eventually([] { return HttpGet(alertmanager_port_, "/-/ready").status == 200; }, 30s))
@@ -243,6 +244,36 @@ TEST_F(AlertingEndToEnd, SteadyFiresNoPoolAlertAtAll) {
 
 // Every recording rule of the shipped rule file (group poolwatch.fleet) records series, and the
 // job-level views carry job and pool or loop, and no instance.
+// Prometheus negotiates OpenMetrics (its Accept header prefers it) and keeps the exemplars: the
+// leaking pool's allocations carry the site of its latest held buffer, which is the leak.
+TEST_F(AlertingEndToEnd, TheLeaksSiteReachesPrometheusAsAnExemplar) {
+  const std::string query = "poolwatch_pool_allocations_total{pool=\"physics\"}";
+  json result;
+  const bool found = Eventually(
+      [&] {
+        const auto now = std::chrono::system_clock::now().time_since_epoch();
+        const long end = std::chrono::duration_cast<std::chrono::seconds>(now).count() + 1;
+        const HttpResult response =
+            HttpGet(prometheus_port_, "/api/v1/query_exemplars?query=" + UrlEncode(query) +
+                                          "&start=" + std::to_string(end - 600) +
+                                          "&end=" + std::to_string(end));
+        result = json::parse(response.body.empty() ? "{}" : response.body);
+        if (result["status"] != "success" || result["data"].empty()) return false;
+        const json& exemplars = result["data"][0]["exemplars"];
+        return !exemplars.empty() &&
+               exemplars.back()["labels"]["site"] == "reference_workload.leak" &&
+               std::stoull(exemplars.back()["labels"]["frame"].get<std::string>()) > 0;
+      },
+      30s);
+  EXPECT_TRUE(found) << result.dump();
+  // A steady pool holds nothing, so it has no exemplar.
+  const HttpResult render =
+      HttpGet(prometheus_port_, "/api/v1/query_exemplars?query=" +
+                                    UrlEncode("poolwatch_pool_allocations_total{pool=\"render\"}") +
+                                    "&start=0&end=4102444800");
+  EXPECT_EQ(json::parse(render.body)["data"].size(), 0U) << render.body;
+}
+
 TEST_F(AlertingEndToEnd, EveryRecordingRuleHasData) {
   const std::string rules = ReadSource("config/prometheus/poolwatch.rules.yml");
   const std::regex record_line(R"(\n      - record: (\S+)(?=\n))");

@@ -24,7 +24,8 @@ struct Fixture {
   MetricsPublisher publisher;
   DiagnosticsStore diagnostics{"fuzz"};
   ProcessCollector process;
-  HttpHandler handler{HandlerSources{{&publisher, &process},
+  HttpHandler handler{HandlerSources{&publisher,
+                                     {&process},
                                      [] {
                                        return Probe{true, "ok"};
                                      },
@@ -58,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (ec || !parser.is_done()) return 0;
   const auto& req = parser.get();
   const HttpRequest request{std::string(req.method_string()), std::string(req.target()),
-                            std::string(req[http::field::accept_encoding])};
+                            std::string(req[http::field::accept_encoding]),
+                            std::string(req[http::field::accept])};
   const HttpResponse response = fixture.handler.Handle(request);
   if (response.status < 200 || response.status > 599) __builtin_trap();
   // The I/O thread's answer, when it has one, is the same answer.

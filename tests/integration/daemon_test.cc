@@ -409,6 +409,44 @@ std::string ManyPoolsJson(const std::string& render_scenario, const std::string&
          "workload": {"scenario": "spike", "particles": 64}}]}]})";
 }
 
+// The OpenMetrics exposition as Prometheus asks for it, read by the strictest parser at hand:
+// python3-prometheus-client's (Debian's, so under /usr/bin/python3). It refuses a missing # EOF,
+// a counter family named with _total, a UNIT its name does not end in, an exemplar on a gauge
+// or over 128 characters, a bucket out of order. It then prints what it read.
+TEST_F(DaemonTest, OpenMetricsPassesTheStrictParserOfPythonsClient) {
+  Start(ManyPoolsJson("steady", "leak"));
+  const HttpResult result =
+      HttpGet(port_, "/metrics",
+              {{"Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"}});
+  ASSERT_EQ(result.status, 200U);
+  EXPECT_EQ(result.headers.at("content-type"),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  const RunResult parsed = RunCommand(R"(/usr/bin/python3 -c '
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for sample in family.samples:
+        if sample.exemplar:
+            print("exemplar", sample.name, sample.labels["pool"], sample.exemplar.labels["site"],
+                  int(sample.exemplar.labels["frame"]) > 0, sample.exemplar.value)
+    print("family", family.name, family.type, family.unit)
+')",
+                                      result.body);
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.output;
+  for (const char* line :
+       {"family poolwatch_pool_allocations counter \n",
+        "family poolwatch_pool_pooled_bytes gauge bytes\n",
+        "family poolwatch_frame_duration_seconds histogram seconds\n",
+        "family poolwatch_pool_allocations_per_frame histogram \n",
+        "family process_cpu_seconds counter seconds\n",
+        "exemplar poolwatch_pool_allocations_total physics reference_workload.leak True 1\n"}) {
+    EXPECT_NE(parsed.output.find(line), std::string::npos) << line << "\n" << parsed.output;
+  }
+  EXPECT_EQ(parsed.output.find("exemplar poolwatch_pool_allocations_total render"),
+            std::string::npos)
+      << "a steady pool holds nothing: no exemplar";
+}
+
 TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   Start(ManyPoolsJson("steady", "leak"));
   const HttpResult result = HttpGet(port_, "/metrics");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 #include "gunzip.h"
 #include "gzip.h"
@@ -38,8 +40,9 @@ class HttpHandlerTest : public ::testing::Test {
     }
   }
 
-  HttpResponse Get(const std::string& target, const std::string& accept_encoding = "") {
-    return handler_.Handle({"GET", target, accept_encoding});
+  HttpResponse Get(const std::string& target, const std::string& accept_encoding = "",
+                   const std::string& accept = "") {
+    return handler_.Handle({"GET", target, accept_encoding, accept});
   }
 
   BufferPool pool_;
@@ -52,7 +55,8 @@ class HttpHandlerTest : public ::testing::Test {
   DiagnosticsStore idle_store_{"idle"};
   bool live_ = true;
   std::uint64_t generation_ = 1;
-  HttpHandler handler_{HandlerSources{{&publisher_},
+  HttpHandler handler_{HandlerSources{&publisher_,
+                                      {},
                                       [this] {
                                         return Probe{live_, live_ ? "ok" : "stalled"};
                                       },
@@ -72,7 +76,7 @@ TEST_F(HttpHandlerTest, MetricsUseTheTextFormatContentType) {
   EXPECT_NE(response.text().find("poolwatch_pool_allocations_total{pool=\"unit\"} 42"),
             std::string::npos);
   EXPECT_EQ(Header(response, "Content-Encoding"), "");
-  EXPECT_EQ(Header(response, "Vary"), "Accept-Encoding");
+  EXPECT_EQ(Header(response, "Vary"), "Accept, Accept-Encoding");
 }
 
 TEST_F(HttpHandlerTest, MetricsAreGzippedWhenAskedAndDecompressToTheSameText) {
@@ -100,20 +104,20 @@ TEST_F(HttpHandlerTest, OneExpositionIsServedPerGenerationAndANewOneAfterIt) {
 // of its generation, never copied; /debug and a new exposition are left to the server's other
 // threads.
 TEST_F(HttpHandlerTest, TheIoThreadAnswersOnlyWhatIsReadyAndSharesTheExposition) {
-  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", ""})) << "nothing serialized yet";
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", "", ""})) << "nothing serialized yet";
   const HttpResponse made = Get("/metrics", "gzip");
-  const auto plain = handler_.HandleQuickly({"GET", "/metrics", ""});
-  const auto zipped = handler_.HandleQuickly({"GET", "/metrics?x=1", "gzip"});
+  const auto plain = handler_.HandleQuickly({"GET", "/metrics", "", ""});
+  const auto zipped = handler_.HandleQuickly({"GET", "/metrics?x=1", "gzip", ""});
   ASSERT_TRUE(plain && zipped);
   EXPECT_EQ(zipped->body.get(), made.body.get()) << "the same buffer, not a copy";
   EXPECT_EQ(Get("/metrics").body.get(), plain->body.get());
   EXPECT_EQ(poolwatch::testing::Gunzip(std::string(zipped->text())), plain->text());
   ++generation_;
-  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", ""})) << "a new snapshot came";
-  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug", ""}));
-  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug/health", ""}));
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/metrics", "", ""})) << "a new snapshot came";
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug", "", ""}));
+  EXPECT_FALSE(handler_.HandleQuickly({"GET", "/debug/health", "", ""}));
   for (const char* quick : {"/healthz", "/readyz", "/", "/nope"}) {
-    const auto response = handler_.HandleQuickly({"GET", quick, ""});
+    const auto response = handler_.HandleQuickly({"GET", quick, "", ""});
     ASSERT_TRUE(response) << quick;
     EXPECT_EQ(response->status, Get(quick).status) << quick;
   }
@@ -189,10 +193,84 @@ TEST_F(HttpHandlerTest, UnknownPathsAre404AndOtherMethods405) {
   EXPECT_EQ(Get("/nope").status, 404U);
   EXPECT_EQ(Get("/../etc/passwd").status, 404U);
   EXPECT_EQ(Get("/metrics/").status, 404U);
-  const HttpResponse post = handler_.Handle({"POST", "/metrics", ""});
+  const HttpResponse post = handler_.Handle({"POST", "/metrics", "", ""});
   EXPECT_EQ(post.status, 405U);
   EXPECT_EQ(Header(post, "Allow"), "GET, HEAD");
-  EXPECT_EQ(handler_.Handle({"HEAD", "/metrics", ""}).status, 200U);
+  EXPECT_EQ(handler_.Handle({"HEAD", "/metrics", "", ""}).status, 200U);
+}
+
+// What Prometheus 2.42 sends by default, and with --enable-feature=native-histograms.
+constexpr const char* kPrometheusAccept =
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+TEST(NegotiateFormatTest, FollowsPreferenceAsGoExpfmtDoes) {
+  const auto format = [](const char* accept) { return NegotiateFormat(accept).format; };
+  const auto type = [](const char* accept) { return NegotiateFormat(accept).content_type; };
+  EXPECT_EQ(format(""), MetricsFormat::kText);
+  EXPECT_EQ(format("*/*"), MetricsFormat::kText);
+  EXPECT_EQ(format("text/plain"), MetricsFormat::kText);
+  EXPECT_EQ(type(kPrometheusAccept), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  EXPECT_EQ(type("application/openmetrics-text;version=0.0.1"),
+            "application/openmetrics-text; version=0.0.1; charset=utf-8");
+  EXPECT_EQ(format("application/openmetrics-text"), MetricsFormat::kOpenMetrics);
+  EXPECT_EQ(format("APPLICATION/OpenMetrics-Text; Version=\"1.0.0\""), MetricsFormat::kOpenMetrics);
+  // q orders the ranges, not their place in the header; q=0 refuses one.
+  EXPECT_EQ(format("application/openmetrics-text;q=0.3, text/plain;q=0.9"), MetricsFormat::kText);
+  EXPECT_EQ(format("text/plain;q=0.2, application/openmetrics-text;q=0.3"),
+            MetricsFormat::kOpenMetrics);
+  EXPECT_EQ(format("application/openmetrics-text;q=0, text/plain;q=0.1"), MetricsFormat::kText);
+  // A version poolwatch does not speak is skipped, not guessed.
+  EXPECT_EQ(format("application/openmetrics-text;version=2.0.0, text/plain"), MetricsFormat::kText);
+  EXPECT_EQ(format("text/plain;version=0.0.5, application/openmetrics-text;q=0.1"),
+            MetricsFormat::kOpenMetrics);
+  // Malformed ranges and q values are skipped; the rest still counts.
+  for (const char* bad :
+       {";;;", "/", "text/", "application/openmetrics-text;q=2",
+        "application/openmetrics-text;q=abc", ",,,", "application/openmetrics-text;q=0.5000001"}) {
+    EXPECT_EQ(format(bad), MetricsFormat::kText) << bad;
+  }
+}
+
+TEST_F(HttpHandlerTest, OpenMetricsIsServedWhenAskedWithUnitsExemplarsAndEof) {
+  const HttpResponse text = Get("/metrics");
+  const HttpResponse om = Get("/metrics", "", kPrometheusAccept);
+  EXPECT_EQ(om.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  const std::string body(om.text());
+  EXPECT_TRUE(body.ends_with("\n# EOF\n"));
+  // A counter family is named without _total; its sample keeps it.
+  EXPECT_NE(body.find("# TYPE poolwatch_pool_allocations counter\n"), std::string::npos);
+  EXPECT_EQ(body.find("# TYPE poolwatch_pool_allocations_total"), std::string::npos);
+  EXPECT_NE(body.find("# TYPE poolwatch_pool_pooled_bytes gauge\n"
+                      "# UNIT poolwatch_pool_pooled_bytes bytes\n"),
+            std::string::npos);
+  EXPECT_NE(body.find("# UNIT poolwatch_frame_duration_seconds seconds\n"), std::string::npos);
+  // The exemplar: the latest held buffer's site (escaped as a label value) and frame, the value
+  // 1, that frame's time; only on the unit pool, the idle one holds nothing.
+  const std::size_t line = body.find("poolwatch_pool_allocations_total{pool=\"unit\"} 42 # ");
+  ASSERT_NE(line, std::string::npos) << body;
+  EXPECT_EQ(body.substr(line, body.find('\n', line) - line)
+                .find("# {site=\"unit.site<&>\",frame=\"60\"} 1 "),
+            std::string("poolwatch_pool_allocations_total{pool=\"unit\"} 42 ").size());
+  EXPECT_NE(body.find("poolwatch_pool_allocations_total{pool=\"idle\"} 0\n"), std::string::npos);
+  // Every bucket bound reads as in the text format: switching formats keeps the series.
+  std::set<std::string> text_le;
+  std::set<std::string> om_le;
+  for (const auto& [source, les] :
+       {std::pair{std::string(text.text()), &text_le}, std::pair{body, &om_le}}) {
+    for (std::size_t at = source.find("le=\""); at != std::string::npos;
+         at = source.find("le=\"", at + 1)) {
+      les->insert(source.substr(at, source.find('"', at + 4) - at));
+    }
+  }
+  EXPECT_GT(text_le.size(), 20U);
+  EXPECT_EQ(om_le, text_le);
+  // Each format is made once per generation, and gzip works for it too.
+  EXPECT_EQ(Get("/metrics", "", kPrometheusAccept).body.get(), om.body.get());
+  EXPECT_EQ(
+      poolwatch::testing::Gunzip(std::string(Get("/metrics", "gzip", kPrometheusAccept).text())),
+      body);
+  EXPECT_EQ(Get("/metrics").body.get(), text.body.get());
 }
 
 TEST(AcceptsGzipTest, FollowsTheHeaderGrammar) {

@@ -111,6 +111,7 @@ struct OutstandingGroup {
   std::uint64_t count = 0;
   std::uint64_t bytes = 0;
   std::uint64_t oldest_frame = 0;  // allocation frame of the oldest buffer in the group
+  std::uint64_t newest_frame = 0;  // allocation frame of the newest buffer in the group
 };
 
 // Built with POOLWATCH_POOL_PLAIN defined, BufferPool has its instrumentation compiled out

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,15 @@ struct PoolPeaks {
   std::uint64_t frame_max_allocations = 0;
 };
 
+// The most recently acquired of a pool's held buffers that are still outstanding: where a leak
+// is growing now. `time` is its frame's time, estimated once from the loop's period when the
+// monitor first sees it, then kept, so that it reads the same in every later snapshot.
+struct LatestHeld {
+  const char* site = nullptr;  // nullptr for an untagged Acquire()
+  std::uint64_t frame = 0;
+  std::chrono::system_clock::time_point time;
+};
+
 // One pool as of the end of a frame: its sealed stats and its held buffers by (site, format).
 struct PoolSnapshot {
   std::string name;  // the `pool` label
@@ -106,6 +116,7 @@ struct PoolSnapshot {
   PoolPeaks peaks;
   Histogram allocations_per_frame;  // every frame's allocations, bounded by CountBuckets()
   std::vector<OutstandingGroup> outstanding;
+  std::optional<LatestHeld> latest_held;  // none while nothing is held
 };
 
 // A sealed, self-contained copy of one loop and all its pools after one frame, handed to
@@ -177,6 +188,7 @@ class HealthMonitor {
     WindowedMax<std::uint64_t> peak_in_use_bytes;
     WindowedMax<std::uint64_t> allocations;
     Histogram allocations_per_frame;
+    std::optional<LatestHeld> latest_held;
   };
 
   // A peak window of whole seconds: one run per second of frames at the period, rounded up so
@@ -190,6 +202,7 @@ class HealthMonitor {
   }
 
   void Emit();
+  std::optional<LatestHeld> LatestHeldOf(Member& member, const PoolSnapshot& pool);
 
   HealthMonitorOptions options_;
   std::vector<Member> pools_;

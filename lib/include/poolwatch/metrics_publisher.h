@@ -22,6 +22,29 @@ struct MetricsPublisherOptions {
   std::vector<std::pair<std::string, std::string>> const_labels;
 };
 
+// An exemplar (OpenMetrics, and the protobuf format): one concrete event behind a series'
+// value. poolwatch gives one to each pool's poolwatch_pool_allocations_total: the site and frame
+// of its latest held buffer still outstanding (LatestHeld), the value 1 (one buffer), at that
+// frame's time. The labels are within OpenMetrics' 128 characters (a long site is shortened).
+struct Exemplar {
+  std::vector<prometheus::ClientMetric::Label> labels;
+  double value = 0;
+  double timestamp_seconds = 0;  // Unix time
+};
+
+// What the text format cannot carry, for one series of a collection.
+struct SeriesExtras {
+  std::size_t family = 0;  // index into Exposition::families
+  std::size_t metric = 0;  // index into that family's metric
+  std::optional<Exemplar> exemplar;
+};
+
+// A collection with its extras: what every format's encoder starts from.
+struct Exposition {
+  std::vector<prometheus::MetricFamily> families;
+  std::vector<SeriesExtras> extras;
+};
+
 // Publishes the snapshots of any number of loops and pools as the poolwatch_* metrics
 // (docs/metrics.md), as one prometheus::Collectable: every family appears once, with one series
 // per pool (`pool` label) or per loop (`loop` label).
@@ -52,6 +75,8 @@ class MetricsPublisher final : public prometheus::Collectable {
   // Whether every attached loop has published (false while none is attached).
   bool AllPublished() const;
 
+  // The families, as Collect(), with the extras that formats beyond text carry.
+  Exposition CollectExposition() const;
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:

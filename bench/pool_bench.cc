@@ -18,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "formats.h"
 #include "frame_workloads.h"
+#include "gzip.h"
 #include "poolwatch/buffer_pool.h"
 #include "poolwatch/diagnostics_store.h"
 #include "poolwatch/health_monitor.h"
@@ -174,6 +176,39 @@ void BM_ScrapePools(benchmark::State& state) {
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_ScrapePools)->Arg(1)->Arg(16)->Arg(64);
+
+// One exposition in each format /metrics speaks, as a scrape that finds none ready makes it:
+// collect the publisher's families with their extras, serialize, and, with a second argument
+// of 1, gzip. The arguments: pools (one loop per 16), gzip.
+void BM_ScrapeFormat(benchmark::State& state, exporter::MetricsFormat format) {
+  ManyPools many(state.range(0));
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    const Exposition exposition = many.publisher.CollectExposition();
+    std::string body;
+    switch (format) {
+      case exporter::MetricsFormat::kText:
+        body = exporter::SerializeText(exposition);
+        break;
+      case exporter::MetricsFormat::kOpenMetrics:
+        body = exporter::SerializeOpenMetrics(exposition);
+        break;
+      case exporter::MetricsFormat::kProtobuf:
+        body = exporter::SerializeProtobuf(exposition);
+        break;
+    }
+    if (state.range(1) != 0) body = exporter::GzipCompress(body);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK_CAPTURE(BM_ScrapeFormat, text, exporter::MetricsFormat::kText)
+    ->ArgsProduct({{1, 16}, {0, 1}});
+BENCHMARK_CAPTURE(BM_ScrapeFormat, openmetrics, exporter::MetricsFormat::kOpenMetrics)
+    ->ArgsProduct({{1, 16}, {0, 1}});
+BENCHMARK_CAPTURE(BM_ScrapeFormat, protobuf, exporter::MetricsFormat::kProtobuf)
+    ->ArgsProduct({{1, 16}, {0, 1}});
 
 // The longest a tick thread can wait on a scrape: the scrape holds the loop's lock for one copy
 // of the loop's snapshot (here a loop of 1, 16 or 64 pools) into a new object, allocating; the

@@ -10,11 +10,12 @@ what=${1:-build}
 build_packages=(
   g++ cmake ninja-build git
   libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
-  libssl-dev libcrypt-dev libyaml-cpp-dev
+  libssl-dev libcrypt-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy jq
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
+  python3-prometheus-client
 )
 bench_packages=(
   libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl jq

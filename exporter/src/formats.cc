@@ -23,6 +23,9 @@ constexpr std::string_view kOpenMetrics100 =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 constexpr std::string_view kOpenMetrics001 =
     "application/openmetrics-text; version=0.0.1; charset=utf-8";
+constexpr std::string_view kProtobufType =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+    "encoding=delimited";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -287,6 +290,12 @@ void AppendFamily(std::string& out, const MetricFamily& family,
 Negotiated NegotiateFormat(std::string_view accept) {
   for (const MediaRange& range : ParseAccept(accept)) {
     const std::string_view version = range.Param("version");
+    if (EqualsNoCase(range.type, "application") &&
+        EqualsNoCase(range.subtype, "vnd.google.protobuf") &&
+        range.Param("proto") == "io.prometheus.client.MetricFamily" &&
+        range.Param("encoding") == "delimited") {
+      return {MetricsFormat::kProtobuf, kProtobufType};
+    }
     if (EqualsNoCase(range.type, "text") && EqualsNoCase(range.subtype, "plain") &&
         (version.empty() || version == "0.0.4")) {
       return {MetricsFormat::kText, kTextType};

@@ -12,8 +12,9 @@ namespace poolwatch::exporter {
 enum class MetricsFormat : std::uint8_t {
   kText,         // Prometheus text 0.0.4: the default, for clients that ask for nothing else
   kOpenMetrics,  // OpenMetrics text 1.0.0 (also served for 0.0.1): # EOF, units, exemplars
+  kProtobuf,     // delimited io.prometheus.client.MetricFamily messages: native histograms
 };
-inline constexpr std::size_t kFormats = 2;
+inline constexpr std::size_t kFormats = 3;
 
 struct Negotiated {
   MetricsFormat format = MetricsFormat::kText;
@@ -35,5 +36,9 @@ std::string SerializeOpenMetrics(const Exposition& exposition);
 
 // Prometheus text 0.0.4 of the collection's families (the extras do not exist in it).
 std::string SerializeText(const Exposition& exposition);
+
+// The protobuf format (delimited MetricFamily messages, exporter/proto/metrics.proto): every
+// family, each exemplar on its counter, and each native histogram next to its classic buckets.
+std::string SerializeProtobuf(const Exposition& exposition);
 
 }  // namespace poolwatch::exporter

@@ -105,6 +105,9 @@ std::shared_ptr<const HttpHandler::Rendered> HttpHandler::CurrentExposition(
     case MetricsFormat::kOpenMetrics:
       rendered->body = SerializeOpenMetrics(exposition);
       break;
+    case MetricsFormat::kProtobuf:
+      rendered->body = SerializeProtobuf(exposition);
+      break;
   }
   // Made with the body, once: Prometheus asks for gzip on every scrape.
   rendered->gzip = GzipCompress(rendered->body);

@@ -1,6 +1,8 @@
 #include "poolwatch/health_monitor.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
@@ -12,14 +14,52 @@ namespace {
 double ToSeconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 }  // namespace
 
-Histogram::Histogram(std::vector<double> upper_bounds)
-    : upper_bounds_(std::move(upper_bounds)), bucket_counts_(upper_bounds_.size() + 1, 0) {}
+std::int32_t NativeBuckets::Key(double value) {
+  // value = fraction × 2^exponent with the fraction in [0.5, 1): the exponent picks the power of
+  // two, the fraction one of its 8 buckets, whose upper bounds 2^(i/8) / 2 these are.
+  static constexpr std::array<double, 8> kBounds = {0.5,
+                                                    0.5452538663326288,
+                                                    0.5946035575013605,
+                                                    0.6484197773255048,
+                                                    0.7071067811865475,
+                                                    0.7711054127039704,
+                                                    0.8408964152537144,
+                                                    0.9170040432046711};
+  int exponent = 0;
+  const double fraction = std::frexp(value, &exponent);
+  const auto i = std::lower_bound(kBounds.begin(), kBounds.end(), fraction) - kBounds.begin();
+  return static_cast<std::int32_t>(i) + (exponent - 1) * 8;
+}
+
+void NativeBuckets::Observe(double value) {
+  if (!(value > kZeroThreshold)) {  // NaN counts as zero too: it has no bucket
+    ++zero_count;
+    return;
+  }
+  const std::int32_t key = Key(value);
+  if (counts.empty()) {
+    offset = key;
+    counts.push_back(0);
+  } else if (key < offset) {
+    counts.insert(counts.begin(), static_cast<std::size_t>(offset - key), 0);
+    offset = key;
+  } else if (key >= offset + static_cast<std::int32_t>(counts.size())) {
+    counts.resize(static_cast<std::size_t>(key - offset) + 1, 0);
+  }
+  ++counts[static_cast<std::size_t>(key - offset)];
+}
+
+Histogram::Histogram(std::vector<double> upper_bounds, bool native)
+    : upper_bounds_(std::move(upper_bounds)), bucket_counts_(upper_bounds_.size() + 1, 0) {
+  if (native) native_.emplace();
+}
 
 void Histogram::Observe(double value) {
   const auto it = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value);
   ++bucket_counts_[static_cast<std::size_t>(it - upper_bounds_.begin())];
   ++count_;
   sum_ += value;
+  if (native_) native_->Observe(value);
 }
 
 std::vector<double> Histogram::DurationBuckets(std::chrono::nanoseconds budget) {
@@ -47,8 +87,8 @@ const PoolSnapshot* HealthSnapshot::FindPool(std::string_view name) const {
 
 HealthMonitor::HealthMonitor(HealthMonitorOptions options)
     : options_(std::move(options)),
-      frame_duration_(Histogram::DurationBuckets(options_.period)),
-      tick_lateness_(Histogram::DurationBuckets(options_.period)) {
+      frame_duration_(Histogram::DurationBuckets(options_.period), /*native=*/true),
+      tick_lateness_(Histogram::DurationBuckets(options_.period), /*native=*/true) {
   CheckName("loop", options_.loop);
   if (options_.period <= std::chrono::nanoseconds::zero()) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": the period must be positive");

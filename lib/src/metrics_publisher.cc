@@ -269,8 +269,8 @@ Exposition MetricsPublisher::CollectExposition() const {
           SetValue(metric, f.type, f.value(pool));
         }
         if (f.exemplar && pool.latest_held) {
-          exposition.extras.push_back(
-              {families.size(), family.metric.size() - 1, HeldExemplar(*pool.latest_held)});
+          exposition.extras.push_back({families.size(), family.metric.size() - 1,
+                                       HeldExemplar(*pool.latest_held), std::nullopt});
         }
       }
     }
@@ -281,7 +281,12 @@ Exposition MetricsPublisher::CollectExposition() const {
     for (const HealthSnapshot& loop : loops) {
       ClientMetric& metric = family.metric.emplace_back(labelled("loop", loop.loop));
       if (f.histogram != nullptr) {
-        SetHistogram(metric, f.histogram(loop));
+        const Histogram& histogram = f.histogram(loop);
+        SetHistogram(metric, histogram);
+        if (histogram.native()) {
+          exposition.extras.push_back(
+              {families.size(), family.metric.size() - 1, std::nullopt, histogram.native()});
+        }
       } else {
         SetValue(metric, f.type, f.value(loop));
       }

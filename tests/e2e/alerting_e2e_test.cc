@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -88,15 +89,32 @@ class AlertingEndToEnd : public ::testing::Test {
                           "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_),
                           "--enable-feature=exemplar-storage", "--log.level=warn"});
 
+    // A second Prometheus with native histograms: it asks for the protobuf format first and
+    // keeps poolwatch's frame duration and lateness as native histograms.
+    const std::string native_path = dir_->Write("prometheus-native.yml",
+                                                "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                                                "  - job_name: poolwatch\n    static_configs:\n"
+                                                "      - targets: ['" +
+                                                    instance_["leak"] + "']\n");
+    native_port_ = FreePort();
+    native_prometheus_ = new ChildProcess(
+        {"/usr/bin/prometheus", "--config.file=" + native_path,
+         "--storage.tsdb.path=" + (dir_->path() / "native-data").string(),
+         "--web.listen-address=127.0.0.1:" + std::to_string(native_port_),
+         "--enable-feature=native-histograms,exemplar-storage", "--log.level=warn"});
+
     ASSERT_TRUE(
         Eventually([] { return HttpGet(alertmanager_port_, "/-/ready").status == 200; }, 30s))
         << alertmanager_->Log();
+    ASSERT_TRUE(Eventually([] { return HttpGet(native_port_, "/-/ready").status == 200; }, 30s))
+        << native_prometheus_->Log();
     ASSERT_TRUE(Eventually([] { return HttpGet(prometheus_port_, "/-/ready").status == 200; }, 30s))
         << prometheus_->Log();
     started_ = std::chrono::steady_clock::now();
   }
 
   static void TearDownTestSuite() {
+    delete native_prometheus_;
     delete prometheus_;
     delete alertmanager_;
     delete webhook_;
@@ -110,6 +128,27 @@ class AlertingEndToEnd : public ::testing::Test {
   }
 
   static json Query(const std::string& promql) { return PrometheusQuery(prometheus_port_, promql); }
+
+  // The newest exemplar a Prometheus keeps for `query` over the last 10 minutes, waiting up to
+  // 30 s for one; null if none came.
+  static json LatestExemplar(std::uint16_t port, const std::string& query) {
+    json exemplar;
+    Eventually(
+        [&] {
+          const auto now = std::chrono::system_clock::now().time_since_epoch();
+          const long end = std::chrono::duration_cast<std::chrono::seconds>(now).count() + 1;
+          const HttpResult response = HttpGet(
+              port, "/api/v1/query_exemplars?query=" + UrlEncode(query) +
+                        "&start=" + std::to_string(end - 600) + "&end=" + std::to_string(end));
+          const json result = json::parse(response.body.empty() ? "{}" : response.body);
+          if (result["status"] != "success" || result["data"].empty()) return false;
+          if (result["data"][0]["exemplars"].empty()) return false;
+          exemplar = result["data"][0]["exemplars"].back();
+          return true;
+        },
+        30s);
+    return exemplar;
+  }
 
   static double Elapsed() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -145,6 +184,8 @@ class AlertingEndToEnd : public ::testing::Test {
   static inline ChildProcess* prometheus_ = nullptr;
   static inline std::uint16_t alertmanager_port_ = 0;
   static inline std::uint16_t prometheus_port_ = 0;
+  static inline ChildProcess* native_prometheus_ = nullptr;
+  static inline std::uint16_t native_port_ = 0;
   static inline std::chrono::steady_clock::time_point started_;
 };
 
@@ -247,31 +288,43 @@ TEST_F(AlertingEndToEnd, SteadyFiresNoPoolAlertAtAll) {
 // Prometheus negotiates OpenMetrics (its Accept header prefers it) and keeps the exemplars: the
 // leaking pool's allocations carry the site of its latest held buffer, which is the leak.
 TEST_F(AlertingEndToEnd, TheLeaksSiteReachesPrometheusAsAnExemplar) {
-  const std::string query = "poolwatch_pool_allocations_total{pool=\"physics\"}";
-  json result;
-  const bool found = Eventually(
-      [&] {
-        const auto now = std::chrono::system_clock::now().time_since_epoch();
-        const long end = std::chrono::duration_cast<std::chrono::seconds>(now).count() + 1;
-        const HttpResult response =
-            HttpGet(prometheus_port_, "/api/v1/query_exemplars?query=" + UrlEncode(query) +
-                                          "&start=" + std::to_string(end - 600) +
-                                          "&end=" + std::to_string(end));
-        result = json::parse(response.body.empty() ? "{}" : response.body);
-        if (result["status"] != "success" || result["data"].empty()) return false;
-        const json& exemplars = result["data"][0]["exemplars"];
-        return !exemplars.empty() &&
-               exemplars.back()["labels"]["site"] == "reference_workload.leak" &&
-               std::stoull(exemplars.back()["labels"]["frame"].get<std::string>()) > 0;
-      },
-      30s);
-  EXPECT_TRUE(found) << result.dump();
+  const json exemplar =
+      LatestExemplar(prometheus_port_, "poolwatch_pool_allocations_total{pool=\"physics\"}");
+  EXPECT_EQ(exemplar["labels"]["site"], "reference_workload.leak") << exemplar.dump();
+  ASSERT_TRUE(exemplar["labels"].contains("frame")) << exemplar.dump();
+  EXPECT_GT(std::stoull(exemplar["labels"]["frame"].get<std::string>()), 0U);
   // A steady pool holds nothing, so it has no exemplar.
   const HttpResult render =
       HttpGet(prometheus_port_, "/api/v1/query_exemplars?query=" +
                                     UrlEncode("poolwatch_pool_allocations_total{pool=\"render\"}") +
                                     "&start=0&end=4102444800");
   EXPECT_EQ(json::parse(render.body)["data"].size(), 0U) << render.body;
+}
+
+// Prometheus 2.42 with --enable-feature=native-histograms,exemplar-storage negotiates the
+// protobuf format: lateness is a native histogram (no _bucket series needed for a quantile),
+// and the leak's site arrives as the counter's exemplar there too.
+TEST_F(AlertingEndToEnd, NativeHistogramsAndExemplarsReachAPrometheusThatScrapesProtobuf) {
+  json result;
+  const bool quantile = Eventually(
+      [&] {
+        result = PrometheusQuery(
+            native_port_,
+            "histogram_quantile(0.99, sum(rate(poolwatch_tick_lateness_seconds[1m])))");
+        return result["status"] == "success" && result["data"]["result"].size() == 1U &&
+               std::isfinite(std::stod(result["data"]["result"][0]["value"][1].get<std::string>()));
+      },
+      30s);
+  EXPECT_TRUE(quantile) << result.dump();
+  // The raw series is a histogram sample, not a float: it came as a native histogram.
+  const json raw = PrometheusQuery(native_port_, "poolwatch_frame_duration_seconds{loop=\"main\"}");
+  ASSERT_EQ(raw["data"]["result"].size(), 1U) << raw.dump();
+  EXPECT_TRUE(raw["data"]["result"][0].contains("histogram")) << raw.dump();
+  EXPECT_GT(std::stod(raw["data"]["result"][0]["histogram"][1]["count"].get<std::string>()), 0)
+      << raw.dump();
+  const json site =
+      LatestExemplar(native_port_, "poolwatch_pool_allocations_total{pool=\"physics\"}");
+  EXPECT_EQ(site["labels"]["site"], "reference_workload.leak") << site.dump();
 }
 
 TEST_F(AlertingEndToEnd, EveryRecordingRuleHasData) {

@@ -31,7 +31,7 @@ expect 'poolwatch_pool_in_use_bytes{pool="consumer"} 640'
 expect 'poolwatch_frames_total{loop="sim"} 100'
 
 # The core library alone links none of the exporter's dependencies.
-if ldd "$work/build/consumer" | grep -E 'libssl|libcrypto|libyaml-cpp|libspdlog|libz\.|libcrypt\.'; then
+if ldd "$work/build/consumer" | grep -E 'libssl|libcrypto|libyaml-cpp|libspdlog|libprotobuf|libz\.|libcrypt\.'; then
   echo "the core consumer links a dependency of the exporter"
   exit 1
 fi

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,35 @@ TEST(HistogramTest, DurationBucketsResolveMicrosecondsAndSeveralBudgets) {
   const auto fast = Histogram::DurationBuckets(milliseconds{1});
   EXPECT_EQ(fast, (std::vector<double>{5e-6, 1e-5, 2.5e-5, 6.25e-5, 1.25e-4, 2.5e-4, 5e-4, 7.5e-4,
                                        1e-3, 1.5e-3, 2e-3, 4e-3, 8e-3}));
+}
+
+// Schema 3: bucket k holds (2^((k-1)/8), 2^(k/8)], so 1 and 2 close buckets 0 and 8.
+TEST(NativeBucketsTest, KeysFollowSchemaThree) {
+  EXPECT_EQ(NativeBuckets::Key(1.0), 0);
+  EXPECT_EQ(NativeBuckets::Key(1.0001), 1);
+  EXPECT_EQ(NativeBuckets::Key(1.09), 1);  // 2^(1/8) = 1.0905
+  EXPECT_EQ(NativeBuckets::Key(1.1), 2);
+  EXPECT_EQ(NativeBuckets::Key(2.0), 8);
+  EXPECT_EQ(NativeBuckets::Key(0.5), -8);
+  EXPECT_EQ(NativeBuckets::Key(0.016), -47);   // 2^(-47/8) = 0.01696, 2^(-48/8) = 0.015625
+  EXPECT_EQ(NativeBuckets::Key(20e-6), -124);  // 2^(-124/8) = 2.16e-5, 2^(-125/8) = 1.98e-5
+}
+
+TEST(NativeBucketsTest, GrowToTheRangeObservedAndCountZerosApart) {
+  Histogram histogram({1.0}, /*native=*/true);
+  ASSERT_TRUE(histogram.native());
+  for (double v : {0.0, 1.0, 2.0, 2.0, 0.5, 0.0}) histogram.Observe(v);
+  const NativeBuckets& native = *histogram.native();
+  EXPECT_EQ(native.zero_count, 2U);
+  EXPECT_EQ(native.offset, -8);
+  ASSERT_EQ(native.counts.size(), 17U);  // keys -8 to 8
+  EXPECT_EQ(native.counts.front(), 1U);
+  EXPECT_EQ(native.counts[8], 1U);
+  EXPECT_EQ(native.counts.back(), 2U);
+  EXPECT_EQ(std::accumulate(native.counts.begin(), native.counts.end(), std::uint64_t{0}) +
+                native.zero_count,
+            histogram.count());
+  EXPECT_FALSE(Histogram({1.0}).native()) << "native buckets only when asked";
 }
 
 TEST(HistogramTest, CountBucketsSeparateIdleFramesAndGrowByFour) {

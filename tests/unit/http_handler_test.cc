@@ -1,8 +1,12 @@
 #include "http_handler.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 #include <utility>
 
@@ -10,6 +14,7 @@
 #include "gzip.h"
 #include "poolwatch/health_monitor.h"
 #include "poolwatch/metrics_publisher.h"
+#include "proto/metrics.pb.h"
 
 namespace poolwatch::exporter {
 namespace {
@@ -214,6 +219,14 @@ TEST(NegotiateFormatTest, FollowsPreferenceAsGoExpfmtDoes) {
   EXPECT_EQ(type("application/openmetrics-text;version=0.0.1"),
             "application/openmetrics-text; version=0.0.1; charset=utf-8");
   EXPECT_EQ(format("application/openmetrics-text"), MetricsFormat::kOpenMetrics);
+  EXPECT_EQ(format("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                   "encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4"),
+            MetricsFormat::kProtobuf);
+  // Only the delimited encoding of MetricFamily; the text encodings of protobuf are not spoken.
+  EXPECT_EQ(format("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                   "encoding=text"),
+            MetricsFormat::kText);
+  EXPECT_EQ(format("application/vnd.google.protobuf;encoding=delimited"), MetricsFormat::kText);
   EXPECT_EQ(format("APPLICATION/OpenMetrics-Text; Version=\"1.0.0\""), MetricsFormat::kOpenMetrics);
   // q orders the ranges, not their place in the header; q=0 refuses one.
   EXPECT_EQ(format("application/openmetrics-text;q=0.3, text/plain;q=0.9"), MetricsFormat::kText);
@@ -271,6 +284,104 @@ TEST_F(HttpHandlerTest, OpenMetricsIsServedWhenAskedWithUnitsExemplarsAndEof) {
       poolwatch::testing::Gunzip(std::string(Get("/metrics", "gzip", kPrometheusAccept).text())),
       body);
   EXPECT_EQ(Get("/metrics").body.get(), text.body.get());
+}
+
+// Delimited MetricFamily messages, read as Prometheus reads them: a varint size, a message.
+std::vector<io::prometheus::client::MetricFamily> DecodeDelimited(std::string_view body) {
+  google::protobuf::io::ArrayInputStream raw(body.data(), static_cast<int>(body.size()));
+  google::protobuf::io::CodedInputStream in(&raw);
+  std::vector<io::prometheus::client::MetricFamily> families;
+  std::uint32_t size = 0;
+  while (in.ReadVarint32(&size)) {
+    const auto limit = in.PushLimit(static_cast<int>(size));
+    EXPECT_TRUE(families.emplace_back().ParseFromCodedStream(&in));
+    EXPECT_TRUE(in.ConsumedEntireMessage());
+    in.PopLimit(limit);
+  }
+  EXPECT_EQ(in.CurrentPosition(), static_cast<int>(body.size())) << "trailing bytes";
+  return families;
+}
+
+TEST_F(HttpHandlerTest, ProtobufCarriesEveryFamilyTheExemplarAndNativeHistograms) {
+  constexpr const char* kNativeAccept =
+      "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+      "encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,"
+      "text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+  const HttpResponse response = Get("/metrics", "", kNativeAccept);
+  EXPECT_EQ(response.content_type,
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+            "encoding=delimited");
+  const auto families = DecodeDelimited(response.text());
+
+  // The same families as the text format, in the same order.
+  const std::string text(Get("/metrics").text());
+  std::vector<std::string> text_names;
+  for (std::size_t at = text.find("# TYPE "); at != std::string::npos;
+       at = text.find("# TYPE ", at + 1)) {
+    text_names.push_back(text.substr(at + 7, text.find(' ', at + 7) - at - 7));
+  }
+  std::vector<std::string> names(families.size());
+  std::ranges::transform(families, names.begin(), [](const auto& f) { return f.name(); });
+  EXPECT_EQ(names, text_names);
+
+  const auto find = [&](const std::string& name) -> const io::prometheus::client::MetricFamily& {
+    static const io::prometheus::client::MetricFamily kNone;
+    for (const auto& family : families) {
+      if (family.name() == name) return family;
+    }
+    ADD_FAILURE() << name;
+    return kNone;
+  };
+  // The counter's exemplar: the latest held buffer, at frame 60 of a 60 Hz loop.
+  const auto& allocations = find("poolwatch_pool_allocations_total");
+  ASSERT_EQ(allocations.metric_size(), 2);
+  const auto& unit = allocations.metric(0).counter();
+  EXPECT_EQ(unit.value(), 42);
+  ASSERT_TRUE(unit.has_exemplar());
+  ASSERT_EQ(unit.exemplar().label_size(), 2);
+  EXPECT_EQ(unit.exemplar().label(0).name(), "site");
+  EXPECT_EQ(unit.exemplar().label(0).value(), "unit.site<&>");
+  EXPECT_EQ(unit.exemplar().label(1).value(), "60");
+  EXPECT_GT(unit.exemplar().timestamp().seconds(), 1'700'000'000);
+  EXPECT_FALSE(allocations.metric(1).counter().has_exemplar()) << "the idle pool holds nothing";
+
+  // Frame duration: 121 frames of 0 s, all in the zero bucket, beside the classic buckets.
+  const auto& duration = find("poolwatch_frame_duration_seconds");
+  EXPECT_EQ(duration.type(), io::prometheus::client::HISTOGRAM);
+  const auto& h = duration.metric(0).histogram();
+  EXPECT_EQ(h.sample_count(), 121U);
+  EXPECT_EQ(h.schema(), 3);
+  EXPECT_GT(h.zero_threshold(), 0);
+  EXPECT_EQ(h.zero_count(), 121U);
+  EXPECT_EQ(h.bucket_size(), 17);  // the finite classic buckets; +Inf is sample_count
+  // Allocations per frame stays classic only.
+  EXPECT_FALSE(find("poolwatch_pool_allocations_per_frame").metric(0).histogram().has_schema());
+  EXPECT_EQ(poolwatch::testing::Gunzip(std::string(Get("/metrics", "gzip", kNativeAccept).text())),
+            std::string(response.text()));
+}
+
+TEST(SerializeProtobufTest, NativeDeltasAndSpanDecodeToTheObservations) {
+  Exposition exposition;
+  prometheus::MetricFamily family{"h_seconds", "help", prometheus::MetricType::Histogram, {}};
+  family.metric.emplace_back().histogram = {6, 3.5, {{6, 1.0}, {6, 0}}};
+  exposition.families.push_back(family);
+  NativeBuckets native;
+  for (double v : {0.0, 0.5, 0.5, 1.0, 2.0, 2.0}) native.Observe(v);
+  exposition.extras.push_back({0, 0, std::nullopt, native});
+  const auto families = DecodeDelimited(SerializeProtobuf(exposition));
+  ASSERT_EQ(families.size(), 1U);
+  const auto& h = families[0].metric(0).histogram();
+  ASSERT_EQ(h.positive_span_size(), 1);
+  EXPECT_EQ(h.positive_span(0).offset(), -8);
+  EXPECT_EQ(h.positive_span(0).length(), 17U);
+  std::vector<std::int64_t> counts;
+  std::int64_t count = 0;
+  for (std::int64_t delta : h.positive_delta()) counts.push_back(count += delta);
+  EXPECT_EQ(counts.front(), 2);
+  EXPECT_EQ(counts[8], 1);
+  EXPECT_EQ(counts.back(), 2);
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}), 5);
+  EXPECT_EQ(h.zero_count(), 1U);
 }
 
 TEST(AcceptsGzipTest, FollowsTheHeaderGrammar) {

@@ -13,13 +13,32 @@
 
 namespace poolwatch {
 
+// The exponential buckets of a native (sparse) Prometheus histogram, for non-negative values:
+// bucket `offset + i` counts `counts[i]` observations in (2^((k-1)/8), 2^(k/8)] (schema 3: a
+// factor of 1.09 per bucket, as Prometheus's Go client defaults to), and `zero_count` those at
+// most `zero_threshold`. Grows to the range observed; no bound to choose.
+struct NativeBuckets {
+  static constexpr std::int32_t kSchema = 3;
+  static constexpr double kZeroThreshold = 2.938735877055719e-39;  // 2^-128, as the Go client's
+
+  std::int32_t offset = 0;
+  std::vector<std::uint64_t> counts;
+  std::uint64_t zero_count = 0;
+
+  void Observe(double value);
+  // The bucket index of a value above the zero threshold.
+  static std::int32_t Key(double value);
+};
+
 // A cumulative histogram over fixed upper bounds, with an implicit +Inf bucket: seconds for
-// durations, a count for allocations. Plain data: copied into every snapshot. Not thread-safe.
+// durations, a count for allocations. Optionally also native buckets (NativeBuckets) of the same
+// observations, for the protobuf format. Plain data: copied into every snapshot. Not
+// thread-safe.
 class Histogram {
  public:
   Histogram() = default;
   // `upper_bounds` must be strictly increasing.
-  explicit Histogram(std::vector<double> upper_bounds);
+  explicit Histogram(std::vector<double> upper_bounds, bool native = false);
 
   void Observe(double value);
 
@@ -28,6 +47,8 @@ class Histogram {
   const std::vector<std::uint64_t>& bucket_counts() const { return bucket_counts_; }
   std::uint64_t count() const { return count_; }
   double sum() const { return sum_; }
+  // The native buckets, if the histogram keeps them.
+  const std::optional<NativeBuckets>& native() const { return native_; }
 
   // Bounds (seconds) for a frame's duration or a tick's lateness under a tick budget: 5 µs,
   // 10 µs, 25 µs, ... in steps of 1-2.5-5 up to half of budget/16, then budget/16, /8, /4, /2,
@@ -41,6 +62,7 @@ class Histogram {
   std::vector<std::uint64_t> bucket_counts_ = {0};
   std::uint64_t count_ = 0;
   double sum_ = 0;
+  std::optional<NativeBuckets> native_;
 };
 
 // The largest value added over a trailing window of frames, and since the start. The window is

@@ -37,6 +37,7 @@ struct SeriesExtras {
   std::size_t family = 0;  // index into Exposition::families
   std::size_t metric = 0;  // index into that family's metric
   std::optional<Exemplar> exemplar;
+  std::optional<NativeBuckets> native;  // of a histogram that keeps them (frame duration, lateness)
 };
 
 // A collection with its extras: what every format's encoder starts from.

@@ -421,6 +421,17 @@ TEST_F(AlertingEndToEnd, EveryDashboardQueryIsValidAndReturnsData) {
   }
   EXPECT_GE(queries, 20);
   EXPECT_EQ(heatmaps, 3) << "frame time, tick lateness and allocations per frame";
+  // The allocation rate shows the exemplars this Prometheus keeps: the leak's site.
+  int exemplar_queries = 0;
+  for (const json& panel : dashboard["panels"]) {
+    for (const json& target : panel.value("targets", json::array())) {
+      if (!target.value("exemplar", false)) continue;
+      ++exemplar_queries;
+      EXPECT_NE(target["expr"].get<std::string>().find("poolwatch_pool_allocations_total"),
+                std::string::npos);
+    }
+  }
+  EXPECT_EQ(exemplar_queries, 1);
   EXPECT_GE(fleet_queries, 5) << "the fleet row's panels query the recording rules";
 
   // The pool and loop variables: multi-select with "All", each offering what the targets expose.

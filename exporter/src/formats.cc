@@ -40,21 +40,6 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
   });
 }
 
-// One element of an Accept header: "type/subtype; name=value; q=0.5".
-struct MediaRange {
-  std::string_view type;
-  std::string_view subtype;
-  double q = 1;
-  std::vector<std::pair<std::string_view, std::string_view>> params;  // without q
-
-  std::string_view Param(std::string_view name) const {
-    for (const auto& [key, value] : params) {
-      if (EqualsNoCase(key, name)) return value;
-    }
-    return {};
-  }
-};
-
 // Splits `text` at the first `separator`: returns the part before, leaves the rest in `text`.
 std::string_view Next(std::string_view& text, char separator) {
   const std::size_t at = text.find(separator);
@@ -63,45 +48,74 @@ std::string_view Next(std::string_view& text, char separator) {
   return head;
 }
 
-// An RFC 9110 qvalue: 0 to 1, at most three decimals. Anything else refuses the range.
+// An RFC 9110 qvalue: 0 to 1, at most three decimals.
 bool ParseQuality(std::string_view text, double& q) {
   if (text.empty() || text.size() > 5) return false;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), q);
   return ec == std::errc{} && end == text.data() + text.size() && q >= 0 && q <= 1;
 }
 
-std::vector<MediaRange> ParseAccept(std::string_view accept) {
-  std::vector<MediaRange> ranges;
-  while (!accept.empty()) {
-    std::string_view element = Next(accept, ',');
-    MediaRange range;
-    std::string_view media = Trim(Next(element, ';'));
-    range.type = Trim(Next(media, '/'));
-    range.subtype = Trim(media);
-    if (range.type.empty() || range.subtype.empty()) continue;
-    bool valid = true;
-    while (!element.empty()) {
-      std::string_view param = Next(element, ';');
+// One element of a negotiation header (Accept, Accept-Encoding): "value; name=v; q=0.5". A q
+// that is not a qvalue counts as 0: the element is refused, never taken on a guess.
+struct Element {
+  std::string_view value;
+  double q = 1;
+  std::vector<std::pair<std::string_view, std::string_view>> params;  // without q
+
+  std::string_view Param(std::string_view name) const {
+    for (const auto& [key, v] : params) {
+      if (EqualsNoCase(key, name)) return v;
+    }
+    return {};
+  }
+};
+
+std::vector<Element> ParseElements(std::string_view header) {
+  std::vector<Element> elements;
+  while (!header.empty()) {
+    std::string_view text = Next(header, ',');
+    Element element;
+    element.value = Trim(Next(text, ';'));
+    if (element.value.empty()) continue;
+    while (!text.empty()) {
+      std::string_view param = Next(text, ';');
       const std::string_view name = Trim(Next(param, '='));
       std::string_view value = Trim(param);
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);
       }
       if (EqualsNoCase(name, "q")) {
-        valid = ParseQuality(value, range.q);
+        if (!ParseQuality(value, element.q)) element.q = 0;
       } else if (!name.empty()) {
-        range.params.emplace_back(name, value);
+        element.params.emplace_back(name, value);
       }
     }
-    if (valid && range.q > 0) ranges.push_back(range);
+    elements.push_back(element);
   }
-  // Preferred first: higher q, then a concrete type over "*", then more parameters; ties keep
-  // the header's order.
+  return elements;
+}
+
+// One media range of an Accept header: "type/subtype" and its element's q and parameters.
+struct MediaRange {
+  std::string_view type;
+  std::string_view subtype;
+  Element element;
+};
+
+// The acceptable ranges (q > 0), preferred first: higher q, then a concrete type over "*",
+// then more parameters; ties keep the header's order.
+std::vector<MediaRange> ParseAccept(std::string_view accept) {
+  std::vector<MediaRange> ranges;
+  for (const Element& element : ParseElements(accept)) {
+    std::string_view media = element.value;
+    MediaRange range{Trim(Next(media, '/')), Trim(media), element};
+    if (!range.type.empty() && !range.subtype.empty() && element.q > 0) ranges.push_back(range);
+  }
   std::ranges::stable_sort(ranges, [](const MediaRange& a, const MediaRange& b) {
-    if (a.q != b.q) return a.q > b.q;
+    if (a.element.q != b.element.q) return a.element.q > b.element.q;
     if ((a.type == "*") != (b.type == "*")) return b.type == "*";
     if ((a.subtype == "*") != (b.subtype == "*")) return b.subtype == "*";
-    return a.params.size() > b.params.size();
+    return a.element.params.size() > b.element.params.size();
   });
   return ranges;
 }
@@ -289,11 +303,11 @@ void AppendFamily(std::string& out, const MetricFamily& family,
 
 Negotiated NegotiateFormat(std::string_view accept) {
   for (const MediaRange& range : ParseAccept(accept)) {
-    const std::string_view version = range.Param("version");
+    const std::string_view version = range.element.Param("version");
     if (EqualsNoCase(range.type, "application") &&
         EqualsNoCase(range.subtype, "vnd.google.protobuf") &&
-        range.Param("proto") == "io.prometheus.client.MetricFamily" &&
-        range.Param("encoding") == "delimited") {
+        range.element.Param("proto") == "io.prometheus.client.MetricFamily" &&
+        range.element.Param("encoding") == "delimited") {
       return {MetricsFormat::kProtobuf, kProtobufType};
     }
     if (EqualsNoCase(range.type, "text") && EqualsNoCase(range.subtype, "plain") &&
@@ -308,6 +322,20 @@ Negotiated NegotiateFormat(std::string_view accept) {
     }
   }
   return {MetricsFormat::kText, kTextType};
+}
+
+bool AcceptsGzip(std::string_view accept_encoding) {
+  // An explicit gzip entry decides; otherwise "*" does (RFC 9110, section 12.5.3).
+  double gzip_q = -1;
+  double any_q = -1;
+  for (const Element& element : ParseElements(accept_encoding)) {
+    if (EqualsNoCase(element.value, "gzip") || EqualsNoCase(element.value, "x-gzip")) {
+      gzip_q = std::max(gzip_q, element.q);
+    } else if (element.value == "*") {
+      any_q = std::max(any_q, element.q);
+    }
+  }
+  return gzip_q >= 0 ? gzip_q > 0 : any_q > 0;
 }
 
 std::string SerializeOpenMetrics(const Exposition& exposition) {

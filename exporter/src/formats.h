@@ -27,6 +27,9 @@ struct Negotiated {
 // chosen. Never throws, whatever the input.
 Negotiated NegotiateFormat(std::string_view accept);
 
+// True if an Accept-Encoding header value accepts gzip (by name or "*", with q > 0).
+bool AcceptsGzip(std::string_view accept_encoding);
+
 // OpenMetrics 1.0.0 text of a collection, ending in "# EOF". Counter families are named without
 // their _total suffix (the sample keeps it), _seconds and _bytes families get a UNIT line, and
 // the exposition's exemplars follow their series' value. Label values and `le` bounds are

@@ -121,7 +121,11 @@ std::vector<Group> Groups(const RuleOptions& options) {
             "{{ $labels.pool }} over the last " +
             window +
             ". Buffers held across frames and never released accumulate; see "
-            "poolwatch_pool_outstanding_buffers.";
+            "poolwatch_pool_outstanding_buffers."
+            // The page names where to look: the site holding the most bytes, by query.
+            "{{ with printf \"topk(1, poolwatch_pool_outstanding_site_bytes{instance=%q, "
+            "pool=%q})\" $labels.instance $labels.pool | query }}{{ range . }} Most held bytes "
+            "come from site {{ .Labels.site }} ({{ .Value | humanize1024 }}B).{{ end }}{{ end }}";
         break;
       case ConditionKind::kPooledBytes:
         expr = "poolwatch_pool_pooled_bytes";

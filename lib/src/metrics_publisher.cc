@@ -130,26 +130,99 @@ void SetHistogram(ClientMetric& metric, const Histogram& histogram) {
 
 // OpenMetrics allows 128 UTF-8 characters in an exemplar's label names and values together.
 constexpr std::size_t kExemplarCharacters = 128;
+// A site label of the site families: long enough for any sensible tag, bounded whatever comes.
+constexpr std::size_t kSiteCharacters = 128;
 
-// `text` cut to at most `characters` UTF-8 characters, never inside one.
-std::string CutUtf8(std::string_view text, std::size_t characters) {
-  std::size_t end = 0;
-  for (std::size_t seen = 0; end < text.size(); ++seen) {
-    if (seen == characters) break;
-    ++end;
-    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+// The length of the valid UTF-8 sequence at the start of `text`, or 0 if it is not one
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
   }
-  return std::string(text.substr(0, end));
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+// A site tag as a label value: at most `characters` characters of valid UTF-8, each invalid
+// byte replaced by U+FFFD, never cut inside a character. Prometheus refuses a whole scrape for
+// one label value that is not UTF-8; a site is whatever text an embedder tagged.
+std::string SiteLabel(const char* site, std::size_t characters) {
+  const std::string_view text = site != nullptr ? site : "";
+  std::string label;
+  std::size_t at = 0;
+  for (std::size_t seen = 0; seen < characters && at < text.size(); ++seen) {
+    if (const std::size_t length = Utf8SequenceLength(text.substr(at)); length != 0) {
+      label.append(text.substr(at, length));
+      at += length;
+    } else {
+      label.append("\xEF\xBF\xBD");  // U+FFFD
+      ++at;
+    }
+  }
+  return label;
+}
+
+// Held buffers of one site of a pool (its groups of every format together).
+struct SiteTotals {
+  std::string site;
+  double buffers = 0;
+  double bytes = 0;
+};
+
+// The pool's `top` sites by bytes held (then buffers, then name), and the rest summed as
+// site="other": at most top + 1 rows, whatever the workload tags.
+std::vector<SiteTotals> TopSites(const PoolSnapshot& pool, std::size_t top) {
+  std::vector<SiteTotals> sites;
+  for (const OutstandingGroup& group : pool.outstanding) {
+    std::string site = SiteLabel(group.site, kSiteCharacters);
+    auto it = std::ranges::find(sites, site, &SiteTotals::site);
+    if (it == sites.end()) it = sites.insert(sites.end(), {std::move(site)});
+    it->buffers += D(group.count);
+    it->bytes += D(group.bytes);
+  }
+  std::ranges::sort(sites, [](const SiteTotals& a, const SiteTotals& b) {
+    if (a.bytes != b.bytes) return a.bytes > b.bytes;
+    if (a.buffers != b.buffers) return a.buffers > b.buffers;
+    return a.site < b.site;
+  });
+  if (sites.size() > top) {
+    SiteTotals other{"other"};
+    for (auto it = sites.begin() + static_cast<std::ptrdiff_t>(top); it != sites.end(); ++it) {
+      other.buffers += it->buffers;
+      other.bytes += it->bytes;
+    }
+    sites.resize(top);
+    sites.push_back(std::move(other));
+  }
+  return sites;
 }
 
 Exemplar HeldExemplar(const LatestHeld& held) {
   std::string frame = std::to_string(held.frame);
   const std::size_t room =
       kExemplarCharacters - (std::size("site") - 1) - (std::size("frame") - 1) - frame.size();
-  return {
-      {{"site", CutUtf8(held.site != nullptr ? held.site : "", room)}, {"frame", std::move(frame)}},
-      1,
-      std::chrono::duration<double>(held.time.time_since_epoch()).count()};
+  return {{{"site", SiteLabel(held.site, room)}, {"frame", std::move(frame)}},
+          1,
+          std::chrono::duration<double>(held.time.time_since_epoch()).count()};
 }
 
 bool IsLabelName(const std::string& name) {
@@ -170,7 +243,9 @@ Labels CheckedConstLabels(const MetricsPublisherOptions& options) {
     };
     if (!IsLabelName(name)) fail("not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
     if (name.starts_with("__")) fail("names starting with __ are reserved");
-    if (name == "pool" || name == "loop" || name == "le") fail("poolwatch sets this label");
+    if (name == "pool" || name == "loop" || name == "le" || name == "site") {
+      fail("poolwatch sets this label");
+    }
     if (value.size() > 1024) fail("the value is longer than 1024 bytes");
     if (std::ranges::find(labels, name, &ClientMetric::Label::name) != labels.end()) {
       fail("given twice");
@@ -183,7 +258,7 @@ Labels CheckedConstLabels(const MetricsPublisherOptions& options) {
 }  // namespace
 
 MetricsPublisher::MetricsPublisher(const MetricsPublisherOptions& options)
-    : const_labels_(CheckedConstLabels(options)) {}
+    : const_labels_(CheckedConstLabels(options)), top_sites_(options.top_sites) {}
 
 void MetricsPublisher::Attach(HealthMonitor& monitor) {
   auto slot = std::make_unique<LoopSlot>();
@@ -275,6 +350,33 @@ Exposition MetricsPublisher::CollectExposition() const {
       }
     }
     if (!family.metric.empty()) families.push_back(std::move(family));
+  }
+  // Held buffers by site, bounded: a series per pool and site for the top sites, plus "other".
+  MetricFamily site_buffers{"poolwatch_pool_outstanding_site_buffers",
+                            "Held buffers outstanding by allocation site: the pool's top sites by "
+                            "bytes, the rest as site=\"other\".",
+                            kGauge,
+                            {}};
+  MetricFamily site_bytes{"poolwatch_pool_outstanding_site_bytes",
+                          "Bytes of held buffers outstanding by allocation site: the pool's top "
+                          "sites by bytes, the rest as site=\"other\".",
+                          kGauge,
+                          {}};
+  for (const HealthSnapshot& loop : loops) {
+    for (const PoolSnapshot& pool : loop.pools) {
+      for (const SiteTotals& site : TopSites(pool, top_sites_)) {
+        ClientMetric metric = labelled("pool", pool.name);
+        metric.label.insert(metric.label.begin() + 1, {"site", site.site});
+        metric.gauge.value = site.buffers;
+        site_buffers.metric.push_back(metric);
+        metric.gauge.value = site.bytes;
+        site_bytes.metric.push_back(std::move(metric));
+      }
+    }
+  }
+  if (!site_buffers.metric.empty()) {
+    families.push_back(std::move(site_buffers));
+    families.push_back(std::move(site_bytes));
   }
   for (const LoopFamily& f : kLoopFamilies) {
     MetricFamily family{f.name, f.help, f.type, {}};

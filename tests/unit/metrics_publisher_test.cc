@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "poolwatch/simulation_loop.h"
 
@@ -148,6 +149,48 @@ TEST(MetricsPublisherTest, EveryContractMetricCarriesTheSnapshotValues) {
   EXPECT_EQ(a.bucket[3].cumulative_count, 1U);
 }
 
+// Held buffers by site: the top sites by bytes (here 2), the rest summed as "other"; groups of
+// one site in several formats merge; an untagged site is ""; a site that is not UTF-8 is
+// repaired, not passed on to break the scrape; a pool that holds nothing has no site series.
+TEST(MetricsPublisherTest, SiteSeriesAreTheTopSitesByBytesAndOther) {
+  BufferPool pool;
+  BufferPool idle;
+  HealthMonitor monitor(Loop("main"));
+  monitor.AddPool("p", pool);
+  monitor.AddPool("idle", idle);
+  MetricsPublisher publisher({.const_labels = {}, .top_sites = 2});
+  publisher.Attach(monitor);
+  MetricsPublisher all;  // default: 5 sites, so the bad one is listed, repaired
+  all.Attach(monitor);
+  pool.Acquire(BufferFormat::kU8, 1000, "big");
+  pool.Acquire(BufferFormat::kF32, 100, "big");  // the same site in another format
+  pool.Acquire(BufferFormat::kU8, 900, nullptr);
+  pool.Acquire(BufferFormat::kU8, 10, "small");
+  pool.Acquire(BufferFormat::kU8, 20, "bad\xff\xc3");
+  monitor.EndFrame({});
+  const auto families = publisher.Collect();
+  const auto* bytes = Find(families, "poolwatch_pool_outstanding_site_bytes");
+  const auto* buffers = Find(families, "poolwatch_pool_outstanding_site_buffers");
+  ASSERT_NE(bytes, nullptr);
+  ASSERT_NE(buffers, nullptr);
+  std::vector<std::tuple<std::string, std::string, double>> rows;
+  for (const auto& metric : bytes->metric) {
+    rows.emplace_back(Label(metric, "pool"), Label(metric, "site"), metric.gauge.value);
+  }
+  EXPECT_EQ(rows, (std::vector<std::tuple<std::string, std::string, double>>{
+                      {"p", "big", 1400}, {"p", "", 900}, {"p", "other", 30}}));
+  EXPECT_EQ(buffers->metric[0].gauge.value, 2);
+  EXPECT_EQ(buffers->metric[2].gauge.value, 2);
+
+  const auto collected = all.Collect();
+  std::set<std::string> sites;
+  for (const auto& metric : Find(collected, "poolwatch_pool_outstanding_site_bytes")->metric) {
+    sites.insert(Label(metric, "site"));
+  }
+  EXPECT_EQ(sites, (std::set<std::string>{"big", "", "small", "bad\xEF\xBF\xBD\xEF\xBF\xBD"}));
+  EXPECT_THROW(MetricsPublisher({.const_labels = {{"site", "x"}}}), std::invalid_argument);
+}
+
 // Two loops, three pools: each family once, a series per pool or per loop, each with its own
 // numbers. Before this design, two publishers on one exposer repeated every HELP line and
 // gave the loop families twice with identical labels.
@@ -187,12 +230,15 @@ TEST(MetricsPublisherTest, EveryFamilyAppearsOnceWithASeriesPerPoolAndPerLoop) {
     for (const ClientMetric& metric : family.metric) {
       series.insert(Label(metric, pool_family ? "pool" : "loop"));
     }
-    const std::set<std::string> expected = pool_family
-                                               ? std::set<std::string>{"render", "physics", "audio"}
-                                               : std::set<std::string>{"main", "audio"};
+    // Site series only for a pool that holds buffers: physics.
+    const std::set<std::string> expected =
+        family.name.starts_with("poolwatch_pool_outstanding_site_")
+            ? std::set<std::string>{"physics"}
+        : pool_family ? std::set<std::string>{"render", "physics", "audio"}
+                      : std::set<std::string>{"main", "audio"};
     EXPECT_EQ(series, expected) << family.name;
   }
-  EXPECT_EQ(names.size(), 24U);
+  EXPECT_EQ(names.size(), 26U);
 
   EXPECT_EQ(Sample(families, "poolwatch_pool_allocations_total", "pool", "render"), 3);
   EXPECT_EQ(Sample(families, "poolwatch_pool_outstanding_buffers", "pool", "physics"), 3);

@@ -18,8 +18,11 @@ namespace poolwatch {
 
 struct MetricsPublisherOptions {
   // Added to every series, e.g. {{"shard", "eu-1"}}. Names are Prometheus label names, not
-  // reserved (__*), and none of pool, loop, le; values at most 1024 bytes.
+  // reserved (__*), and none of pool, loop, le, site; values at most 1024 bytes.
   std::vector<std::pair<std::string, std::string>> const_labels;
+  // poolwatch_pool_outstanding_site_{buffers,bytes}: a series per pool for each of its top
+  // sites by bytes held, and one for the rest (site="other"), so at most top_sites + 1.
+  std::size_t top_sites = 5;
 };
 
 // An exemplar (OpenMetrics, and the protobuf format): one concrete event behind a series'
@@ -91,6 +94,7 @@ class MetricsPublisher final : public prometheus::Collectable {
   void Publish(LoopSlot& slot, const HealthSnapshot& snapshot);
 
   const std::vector<prometheus::ClientMetric::Label> const_labels_;
+  const std::size_t top_sites_;
   mutable std::mutex slots_mutex_;  // guards the list; each slot's content has its own lock
   std::vector<std::unique_ptr<LoopSlot>> slots_;
   std::atomic<std::uint64_t> generation_{0};

@@ -316,8 +316,9 @@ Negotiated NegotiateFormat(std::string_view accept) {
     }
     if (EqualsNoCase(range.type, "application") &&
         EqualsNoCase(range.subtype, "openmetrics-text")) {
-      if (version.empty() || version == "1.0.0")
+      if (version.empty() || version == "1.0.0") {
         return {MetricsFormat::kOpenMetrics, kOpenMetrics100};
+      }
       if (version == "0.0.1") return {MetricsFormat::kOpenMetrics, kOpenMetrics001};
     }
   }

@@ -39,10 +39,10 @@ void SetExemplar(pb::Exemplar& out, const Exemplar& exemplar) {
     label.set_value(value);
   }
   out.set_value(exemplar.value);
-  double whole = 0;
-  const double fraction = std::modf(exemplar.timestamp_seconds, &whole);
-  out.mutable_timestamp()->set_seconds(static_cast<std::int64_t>(whole));
-  out.mutable_timestamp()->set_nanos(static_cast<std::int32_t>(std::lround(fraction * 1e9)));
+  // Whole nanoseconds, split as google.protobuf.Timestamp wants them (nanos in [0, 1e9)).
+  const auto nanoseconds = std::llround(exemplar.timestamp_seconds * 1e9);
+  out.mutable_timestamp()->set_seconds(nanoseconds / 1'000'000'000);
+  out.mutable_timestamp()->set_nanos(static_cast<std::int32_t>(nanoseconds % 1'000'000'000));
 }
 
 // The native buckets as one span over the range observed: empty buckets inside it are written

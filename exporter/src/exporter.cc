@@ -83,6 +83,7 @@ struct Exporter::Impl {
             .readiness = [this] { return readiness ? readiness() : DefaultReadiness(); },
             .diagnostics = [this] { return Diagnostics(); },
             .generation = [this] { return publisher.Generation(); },
+            .marks = marks.get(),
             .title = options.server_name}) {
     prometheus::BuildGauge()
         .Name("poolwatch_build_info")
@@ -147,6 +148,7 @@ struct Exporter::Impl {
   std::vector<std::unique_ptr<Heartbeat>> heartbeats;          // likewise
   std::function<Probe()> liveness;
   std::function<Probe()> readiness;
+  std::shared_ptr<MarkBoard> marks = std::make_shared<MarkBoard>();  // every attached loop's
   HttpHandler handler;
 
   std::atomic<bool> stopping{false};
@@ -184,6 +186,7 @@ Exporter::~Exporter() { Stop(); }
 void Exporter::Attach(HealthMonitor& monitor) {
   if (impl_->server) throw std::logic_error("Exporter::Attach: call it before Start()");
   impl_->publisher.Attach(monitor);  // throws for a name attached already
+  monitor.UseMarks(impl_->marks);
   for (const std::string& pool : monitor.PoolNames()) {
     auto& store = impl_->diagnostics.emplace_back(std::make_unique<DiagnosticsStore>(
         pool, impl_->options.diagnostics,

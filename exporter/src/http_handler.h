@@ -50,6 +50,7 @@ struct HandlerSources {
   // Changes whenever the pool series may have (a new snapshot). Set: /metrics reuses one
   // serialized exposition per generation, for at most kMaxExpositionAge. Empty: never reuse.
   std::function<std::uint64_t()> generation;
+  MarkBoard* marks = nullptr;       // POST /debug/mark; null: no marks
   std::string title = "poolwatch";  // of the landing page
 };
 

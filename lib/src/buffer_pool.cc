@@ -71,8 +71,17 @@ Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char*
     changed_ = true;
     slot.site = site;
     slot.frame = frame_;
+    slot.stack = kNone;
+    if (options_.stack_sampling != 0) {
+      if (sample_countdown_ > 1) {
+        --sample_countdown_;
+      } else {
+        slot.stack = InternStack(CaptureStack(1), site);  // from the caller of Acquire()
+        sample_countdown_ = NextSampleGap();
+      }
+    }
     held_bytes_ += key.buffer_bytes;
-    GroupAppend(slot_index);
+    AttributeHeld(slot_index);
   }
   return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
 }
@@ -89,7 +98,7 @@ bool BufferPool::Release(BufferId id) {
   slot.held_index = kNone;
   Key& key = keys_[ResetIfStale(slot.key)];
   if constexpr (kPoolInstrumented) {
-    GroupUnlink(id.slot);
+    UnattributeHeld(id.slot);
     ++frame_releases_;
     changed_ = true;
     // In-use bytes only fall at a release (or at the frame's end): the frame's peak is the
@@ -127,6 +136,9 @@ void BufferPool::EndFrame() {
     frame_scoped_ = 0;
   }
   ++frame_;
+  if constexpr (kPoolInstrumented) {
+    if (frame_ >= next_aging_frame_) AgeHeld();
+  }
 }
 
 void BufferPool::SealChanged() {
@@ -154,46 +166,254 @@ void BufferPool::SealChanged() {
 void BufferPool::OutstandingBySite(std::vector<OutstandingGroup>& out) const {
   out.clear();
   for (const Group& group : groups_) {
-    if (group.count == 0) continue;
-    out.push_back({group.site, group.format, group.count, group.bytes, slots_[group.oldest].frame,
-                   slots_[group.newest].frame});
+    if (group.held.count == 0) continue;
+    out.push_back({group.site, group.format, group.held.count, group.held.bytes,
+                   slots_[group.chain.oldest].frame, slots_[group.chain.newest].frame});
   }
 }
 
-void BufferPool::GroupAppend(std::uint32_t slot_index) {
+// The top stacks by bytes, then buffers, then age; `by_stack` (a mark's) in place of the
+// stacks' own tallies when given.
+void BufferPool::SummarizeStacks(std::size_t top, const std::vector<HeldTally>* by_stack,
+                                 HeldStacks& out) const {
+  out.top.clear();
+  out.other_stacks = 0;
+  out.other = {};
+  const auto tally = [&](std::size_t i) -> HeldTally {
+    if (by_stack == nullptr) return stacks_[i].held;
+    return i < by_stack->size() ? (*by_stack)[i] : HeldTally{};
+  };
+  const auto before = [](const HeldStack& a, const HeldStack& b) {
+    if (a.held.bytes != b.held.bytes) return a.held.bytes > b.held.bytes;
+    if (a.held.count != b.held.count) return a.held.count > b.held.count;
+    return a.oldest_frame < b.oldest_frame;
+  };
+  for (std::size_t i = 0; i < stacks_.size(); ++i) {
+    const HeldTally held = tally(i);
+    if (held.count == 0) continue;
+    const StackRecord& record = stacks_[i];
+    HeldStack entry{record.stack, record.site, held,
+                    by_stack == nullptr ? slots_[record.chain.oldest].frame : 0};
+    if (out.top.size() < top) {
+      out.top.push_back(entry);
+      std::ranges::push_heap(out.top, before);  // the heap's front is the least of the top
+      continue;
+    }
+    if (top != 0 && before(entry, out.top.front())) {
+      std::ranges::pop_heap(out.top, before);
+      std::swap(entry, out.top.back());
+      std::ranges::push_heap(out.top, before);
+    }
+    ++out.other_stacks;
+    out.other.count += entry.held.count;
+    out.other.bytes += entry.held.bytes;
+  }
+  std::ranges::sort_heap(out.top, before);
+}
+
+void BufferPool::OutstandingByStack(std::size_t top, HeldStacks& out) const {
+  SummarizeStacks(top, nullptr, out);
+  HeldTally sampled;
+  for (const StackRecord& record : stacks_) {
+    sampled.count += record.held.count;
+    sampled.bytes += record.held.bytes;
+  }
+  out.unsampled = {held_.size() - sampled.count, held_bytes_ - sampled.bytes};
+}
+
+void BufferPool::SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 1>& frames) {
+  // Rebuilt from the list: a buffer's bucket follows from its age and the new bounds.
+  age_bounds_ = frames;
+  ages_ = {};
+  age_edges_.fill(kNone);
+  next_aging_frame_ = 0;
+  for (std::uint32_t slot = age_chain_.oldest; slot != kNone; slot = slots_[slot].age_links.next) {
+    ages_[0].Add(keys_[slots_[slot].key].buffer_bytes);
+    for (std::uint32_t& edge : age_edges_) {
+      if (edge == kNone) edge = slot;
+    }
+  }
+  AgeHeld();
+}
+
+// Moves each edge past the slots now as old as its bound: each goes up one bucket. Edges only
+// move towards the newest, so every slot crosses each bound once: O(1) a buffer, amortized.
+// Bounds are visited from the lowest, so a slot that crossed two bounds at once goes up two.
+void BufferPool::AgeHeld() {
+  next_aging_frame_ = ~std::uint64_t{0};
+  for (std::size_t i = 0; i < age_edges_.size(); ++i) {
+    std::uint32_t& edge = age_edges_[i];
+    while (edge != kNone && frame_ - slots_[edge].frame >= age_bounds_[i]) {
+      const std::uint64_t bytes = keys_[slots_[edge].key].buffer_bytes;
+      ages_[i].Remove(bytes);
+      ages_[i + 1].Add(bytes);
+      edge = slots_[edge].age_links.next;
+    }
+    if (edge != kNone) {
+      next_aging_frame_ = std::min(next_aging_frame_, slots_[edge].frame + age_bounds_[i]);
+    }
+  }
+}
+
+void BufferPool::AddMark(std::uint64_t id) {
+  if (marks_.size() == kMaxMarks) marks_.erase(marks_.begin());
+  marks_.push_back({id, frame_, {}, {}, {}, {}});
+  ++held_version_;
+}
+
+void BufferPool::DropMark(std::uint64_t id) {
+  if (std::erase_if(marks_, [id](const Mark& mark) { return mark.id == id; }) != 0) {
+    ++held_version_;
+  }
+}
+
+void BufferPool::HeldSinceMarks(std::size_t top, std::vector<HeldSince>& out) const {
+  out.resize(marks_.size());
+  for (std::size_t m = 0; m < marks_.size(); ++m) {
+    const Mark& mark = marks_[m];
+    HeldSince& since = out[m];
+    since.mark = mark.id;
+    since.frame = mark.frame;
+    since.held = mark.held;
+    since.sites.clear();
+    for (std::size_t g = 0; g < mark.groups.size(); ++g) {
+      if (mark.groups[g].count == 0) continue;
+      since.sites.push_back(
+          {groups_[g].site, groups_[g].format, mark.groups[g].count, mark.groups[g].bytes, 0, 0});
+    }
+    SummarizeStacks(top, &mark.stacks, since.stacks);
+    since.stacks.unsampled = mark.unsampled;
+  }
+}
+
+// A random gap with mean stack_sampling: uniform in [1, 2N - 1] (xorshift64).
+std::uint32_t BufferPool::NextSampleGap() {
+  const std::uint64_t n = options_.stack_sampling;
+  if (n <= 1) return 1;
+  sample_random_ ^= sample_random_ << 13;
+  sample_random_ ^= sample_random_ >> 7;
+  sample_random_ ^= sample_random_ << 17;
+  return static_cast<std::uint32_t>(1 + sample_random_ % (2 * n - 1));
+}
+
+// The stack's record, made on its first sight; kNone when the table is full of stacks that
+// still hold buffers (a record whose buffers are all back is reused).
+std::uint32_t BufferPool::InternStack(const CallStack& stack, const char* site) {
+  if (const auto it = stack_index_.find(stack); it != stack_index_.end()) return it->second;
+  std::uint32_t index = kNone;
+  if (stacks_.size() < kMaxStacks) {
+    index = static_cast<std::uint32_t>(stacks_.size());
+    stacks_.emplace_back();
+  } else {
+    const auto idle =
+        std::ranges::find(stacks_, 0U, [](const StackRecord& r) { return r.held.count; });
+    if (idle == stacks_.end()) return kNone;
+    index = static_cast<std::uint32_t>(idle - stacks_.begin());
+    stack_index_.erase(idle->stack);
+  }
+  stacks_[index] = {stack, site, {}, {}};
+  stack_index_.emplace(stack, index);
+  return index;
+}
+
+void BufferPool::Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index) {
+  Links& own = slots_[slot_index].*links;
+  own.prev = chain.newest;
+  own.next = kNone;
+  if (chain.newest != kNone) (slots_[chain.newest].*links).next = slot_index;
+  chain.newest = slot_index;
+  if (chain.oldest == kNone) chain.oldest = slot_index;
+}
+
+void BufferPool::Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_index) {
+  Links& own = slots_[slot_index].*links;
+  if (own.prev != kNone) {
+    (slots_[own.prev].*links).next = own.next;
+  } else {
+    chain.oldest = own.next;
+  }
+  if (own.next != kNone) {
+    (slots_[own.next].*links).prev = own.prev;
+  } else {
+    chain.newest = own.prev;
+  }
+  own = {};
+}
+
+// Counts a newly held slot in its group, its stack, its age bucket (the youngest) and every
+// mark (all of them older than it).
+void BufferPool::AttributeHeld(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
+  const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
   const GroupKey key{slot.site, keys_[slot.key].format};
   auto [it, added] = group_index_.try_emplace(key, static_cast<std::uint32_t>(groups_.size()));
-  if (added) groups_.push_back({key.site, key.format});
-  Group& group = groups_[it->second];
+  if (added) groups_.push_back({key.site, key.format, {}, {}});
   slot.group = it->second;
-  slot.group_prev = group.newest;
-  slot.group_next = kNone;
-  if (group.newest != kNone) slots_[group.newest].group_next = slot_index;
-  group.newest = slot_index;
-  if (group.oldest == kNone) group.oldest = slot_index;
-  ++group.count;
-  group.bytes += keys_[slot.key].buffer_bytes;
+  Group& group = groups_[slot.group];
+  Append(group.chain, &Slot::group_links, slot_index);
+  group.held.Add(bytes);
+  if (slot.stack != kNone) {
+    StackRecord& record = stacks_[slot.stack];
+    Append(record.chain, &Slot::stack_links, slot_index);
+    record.held.Add(bytes);
+  }
+
+  Append(age_chain_, &Slot::age_links, slot_index);
+  ages_[0].Add(bytes);
+  for (std::size_t i = 0; i < age_edges_.size(); ++i) {
+    if (age_edges_[i] == kNone) {
+      age_edges_[i] = slot_index;
+      next_aging_frame_ = std::min(next_aging_frame_, frame_ + age_bounds_[i]);
+    }
+  }
+
+  for (Mark& mark : marks_) {
+    mark.held.Add(bytes);
+    if (mark.groups.size() <= slot.group) mark.groups.resize(groups_.size());
+    mark.groups[slot.group].Add(bytes);
+    if (slot.stack == kNone) {
+      mark.unsampled.Add(bytes);
+    } else {
+      if (mark.stacks.size() <= slot.stack) mark.stacks.resize(stacks_.size());
+      mark.stacks[slot.stack].Add(bytes);
+    }
+  }
+  ++held_version_;
 }
 
-void BufferPool::GroupUnlink(std::uint32_t slot_index) {
+void BufferPool::UnattributeHeld(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
+  const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
+  for (Mark& mark : marks_) {
+    if (slot.frame < mark.frame) continue;
+    mark.held.Remove(bytes);
+    mark.groups[slot.group].Remove(bytes);
+    if (slot.stack == kNone) {
+      mark.unsampled.Remove(bytes);
+    } else {
+      mark.stacks[slot.stack].Remove(bytes);
+    }
+  }
+
+  std::size_t bucket = 0;
+  while (bucket < age_bounds_.size() && frame_ - slot.frame >= age_bounds_[bucket]) ++bucket;
+  ages_[bucket].Remove(bytes);
+  for (std::uint32_t& edge : age_edges_) {
+    if (edge == slot_index) edge = slot.age_links.next;
+  }
+  Unlink(age_chain_, &Slot::age_links, slot_index);
+
+  if (slot.stack != kNone) {
+    StackRecord& record = stacks_[slot.stack];
+    Unlink(record.chain, &Slot::stack_links, slot_index);
+    record.held.Remove(bytes);
+    slot.stack = kNone;
+  }
   Group& group = groups_[slot.group];
-  if (slot.group_prev != kNone) {
-    slots_[slot.group_prev].group_next = slot.group_next;
-  } else {
-    group.oldest = slot.group_next;
-  }
-  if (slot.group_next != kNone) {
-    slots_[slot.group_next].group_prev = slot.group_prev;
-  } else {
-    group.newest = slot.group_prev;
-  }
-  --group.count;
-  group.bytes -= keys_[slot.key].buffer_bytes;
+  Unlink(group.chain, &Slot::group_links, slot_index);
+  group.held.Remove(bytes);
   slot.group = kNone;
-  slot.group_prev = kNone;
-  slot.group_next = kNone;
+  ++held_version_;
 }
 
 // Walks the slots for pooled and held bytes, and the keys' cursors for frame-scoped ones.

@@ -111,13 +111,28 @@ void HealthMonitor::AddPool(std::string name, BufferPool& pool) {
     throw std::invalid_argument("loop \"" + options_.loop + "\": pool \"" + name +
                                 "\" is added twice");
   }
+  std::array<std::uint64_t, kHeldAgeBuckets - 1> age_frames{};
+  for (std::size_t i = 0; i < age_frames.size(); ++i) {  // whole frames, rounded up
+    const std::chrono::nanoseconds bound = kHeldAgeBounds[i];
+    age_frames[i] = static_cast<std::uint64_t>(
+        (bound + options_.period - std::chrono::nanoseconds{1}) / options_.period);
+  }
+  pool.SetAgeBounds(age_frames);
   pools_.push_back({name,
                     &pool,
                     PeakWindow<std::uint64_t>(),
                     PeakWindow<std::uint64_t>(),
                     Histogram(Histogram::CountBuckets()),
                     {}});
-  snapshot_.pools.push_back({std::move(name), {}, {}, {}, {}, {}});
+  PoolSnapshot& snapshot = snapshot_.pools.emplace_back();
+  snapshot.name = std::move(name);
+}
+
+void HealthMonitor::UseMarks(std::shared_ptr<const MarkBoard> marks) {
+  if (stats_.frames != 0) {
+    throw std::logic_error("loop \"" + options_.loop + "\": marks are set before the first frame");
+  }
+  marks_ = std::move(marks);
 }
 
 void HealthMonitor::Subscribe(Subscriber subscriber) {
@@ -148,8 +163,27 @@ void HealthMonitor::EndFrame(const FrameTiming& timing) {
   frame_seconds_.Add(stats_.last_frame_seconds);
   tick_lateness_.Observe(stats_.last_tick_lateness_seconds);
 
+  if (marks_ && marks_->version() != marks_version_) SyncMarks();
+
   const std::uint64_t interval = std::max<std::uint32_t>(options_.snapshot_interval_frames, 1);
   if (stats_.frames >= last_snapshot_frames_ + interval) Emit();
+}
+
+// The pools start counting for marks made since the last frame, and stop for marks the board
+// dropped. Runs only when the board changed (marks are made by hand, rarely).
+void HealthMonitor::SyncMarks() {
+  marks_version_ = marks_->version();
+  std::vector<std::uint64_t> ids;
+  for (const Mark& mark : marks_->List()) ids.push_back(mark.id);
+  for (const Member& member : pools_) {
+    for (std::uint64_t id : mark_ids_) {
+      if (std::ranges::find(ids, id) == ids.end()) member.pool->DropMark(id);
+    }
+    for (std::uint64_t id : ids) {
+      if (std::ranges::find(mark_ids_, id) == mark_ids_.end()) member.pool->AddMark(id);
+    }
+  }
+  mark_ids_ = std::move(ids);
 }
 
 // The newest group's newest buffer (the first group of the newest frame: groups are in
@@ -174,7 +208,8 @@ std::optional<LatestHeld> HealthMonitor::LatestHeldOf(Member& member, const Pool
 }
 
 // The pools' stats were sealed by their EndFrame() above: read now, they describe this frame.
-// O(pools + sites), whatever the number of buffers.
+// O(pools + sites), whatever the number of buffers; O(stacks) more for a pool whose held buffers
+// changed.
 void HealthMonitor::Emit() {
   last_snapshot_frames_ = stats_.frames;
   ++snapshot_.sequence;
@@ -190,8 +225,17 @@ void HealthMonitor::Emit() {
                                 member.peak_in_use_bytes.HighWater(), member.allocations.Max(),
                                 member.allocations.HighWater()};
     snapshot_.pools[i].allocations_per_frame = member.allocations_per_frame;
-    pools_[i].pool->OutstandingBySite(snapshot_.pools[i].outstanding);
-    snapshot_.pools[i].latest_held = LatestHeldOf(pools_[i], snapshot_.pools[i]);
+    PoolSnapshot& pool = snapshot_.pools[i];
+    member.pool->OutstandingBySite(pool.outstanding);
+    pool.latest_held = LatestHeldOf(member, pool);
+    pool.stack_sampling = member.pool->options().stack_sampling;
+    pool.ages = member.pool->Ages();
+    // Stacks and marks change only with held buffers: rebuilt only when those did.
+    if (member.held_version != member.pool->HeldVersion()) {
+      member.held_version = member.pool->HeldVersion();
+      member.pool->OutstandingByStack(options_.top_stacks, pool.stacks);
+      member.pool->HeldSinceMarks(options_.top_stacks, pool.marks);
+    }
   }
   for (const Subscriber& subscriber : subscribers_) subscriber(snapshot_);
 }

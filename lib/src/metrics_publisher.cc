@@ -243,7 +243,7 @@ Labels CheckedConstLabels(const MetricsPublisherOptions& options) {
     };
     if (!IsLabelName(name)) fail("not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
     if (name.starts_with("__")) fail("names starting with __ are reserved");
-    if (name == "pool" || name == "loop" || name == "le" || name == "site") {
+    if (name == "pool" || name == "loop" || name == "le" || name == "site" || name == "age") {
       fail("poolwatch sets this label");
     }
     if (value.size() > 1024) fail("the value is longer than 1024 bytes");
@@ -378,6 +378,22 @@ Exposition MetricsPublisher::CollectExposition() const {
     families.push_back(std::move(site_buffers));
     families.push_back(std::move(site_bytes));
   }
+  // Held buffers by age: five series per pool, whatever is held.
+  MetricFamily ages{"poolwatch_pool_outstanding_age_buffers",
+                    "Held buffers outstanding by age: under 1 s, 1 s to 1 min, 1 to 10 min, "
+                    "10 min to 1 h, over 1 h; they add up to poolwatch_pool_outstanding_buffers.",
+                    kGauge,
+                    {}};
+  for (const HealthSnapshot& loop : loops) {
+    for (const PoolSnapshot& pool : loop.pools) {
+      for (std::size_t i = 0; i < kHeldAgeBuckets; ++i) {
+        ClientMetric& metric = ages.metric.emplace_back(labelled("pool", pool.name));
+        metric.label.insert(metric.label.begin() + 1, {"age", std::string(kHeldAgeLabels[i])});
+        metric.gauge.value = static_cast<double>(pool.ages[i].count);
+      }
+    }
+  }
+  if (!ages.metric.empty()) families.push_back(std::move(ages));
   for (const LoopFamily& f : kLoopFamilies) {
     MetricFamily family{f.name, f.help, f.type, {}};
     for (const HealthSnapshot& loop : loops) {

@@ -480,7 +480,7 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
-// docs/metrics.md: samples per scrape = 10 + 29 × pools + 45 × loops at 60 Hz (Prometheus adds 5
+// docs/metrics.md: samples per scrape = 10 + 34 × pools + 45 × loops at 60 Hz (Prometheus adds 5
 // more series per target), a loop 2 fewer per fine bucket its shorter period drops: 43 at 100 Hz
 // (no 500 µs), 41 at 200 Hz (nor 250 µs); and 2 per site holding buffers in a pool, at most 6
 // sites (5 and "other"). A new family or bucket changes the formula, and this says so.
@@ -491,11 +491,11 @@ TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
     return ParseSamples(result.body).size();
   };
   Start(ConfigJson("steady"));
-  EXPECT_EQ(samples(), 10U + 29 * 1 + 43);  // one pool on a 100 Hz loop
+  EXPECT_EQ(samples(), 10U + 34 * 1 + 43);  // one pool on a 100 Hz loop
   daemon_.reset();
   Start(ManyPoolsJson("steady", "leak"));
   // Loops at 100 and 200 Hz; physics leaks from one site: its buffers and bytes.
-  EXPECT_EQ(samples(), 10U + 29 * 3 + 43 + 41 + 2);
+  EXPECT_EQ(samples(), 10U + 34 * 3 + 43 + 41 + 2);
 }
 
 TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {

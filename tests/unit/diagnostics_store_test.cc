@@ -19,7 +19,7 @@ HealthSnapshot Snapshot(Time time, std::uint64_t frame) {
   s.time = time;
   s.sequence = frame + 1;
   s.timing.frames = frame + 1;
-  s.pools.push_back({"p", {}, {}, {}, {}, {}});
+  s.pools.emplace_back().name = "p";
   s.pools[0].stats.last_frame.frame = frame;
   return s;
 }
@@ -171,8 +171,8 @@ TEST(DiagnosticsStoreTest, EachPoolsStoreJudgesOnlyItsPool) {
   for (std::uint64_t i = 0; i <= 30; ++i) {
     HealthSnapshot s = Snapshot(kStart + minutes{i}, i);
     s.pools.clear();
-    s.pools.push_back({"render", {}, {}, {}, {}, {}});
-    s.pools.push_back({"physics", {}, {}, {}, {}, {}});
+    s.pools.emplace_back().name = "render";
+    s.pools.emplace_back().name = "physics";
     s.pools[0].stats.allocations_total = 10 * i;
     s.pools[0].stats.releases_total = 10 * i;
     s.pools[1].stats.allocations_total = 10 * i;

@@ -238,7 +238,17 @@ TEST(MetricsPublisherTest, EveryFamilyAppearsOnceWithASeriesPerPoolAndPerLoop) {
                       : std::set<std::string>{"main", "audio"};
     EXPECT_EQ(series, expected) << family.name;
   }
-  EXPECT_EQ(names.size(), 26U);
+  EXPECT_EQ(names.size(), 27U);
+  // Ages: five series a pool, adding up to its outstanding buffers.
+  double physics_ages = 0;
+  for (const MetricFamily& family : families) {
+    if (family.name != "poolwatch_pool_outstanding_age_buffers") continue;
+    EXPECT_EQ(family.metric.size(), 3 * kHeldAgeBuckets);
+    for (const ClientMetric& metric : family.metric) {
+      if (Label(metric, "pool") == "physics") physics_ages += metric.gauge.value;
+    }
+  }
+  EXPECT_EQ(physics_ages, 3);
 
   EXPECT_EQ(Sample(families, "poolwatch_pool_allocations_total", "pool", "render"), 3);
   EXPECT_EQ(Sample(families, "poolwatch_pool_outstanding_buffers", "pool", "physics"), 3);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "poolwatch/buffer_format.h"
+#include "poolwatch/call_stack.h"
 
 namespace poolwatch {
 
@@ -63,6 +65,10 @@ struct PoolOptions {
   // Free buffers of a key not used for this many frames are freed at EndFrame(); a key left
   // with no buffers at all disappears. 0 disables trimming.
   std::uint32_t trim_idle_frames = 0;
+  // Call stacks of held buffers: 0 captures none, 1 the stack of every Acquire(), N the stack
+  // of one Acquire() in N on average (at random gaps, so that a pattern of calls cannot hide
+  // from it). Alloc() never captures. See BufferPool::OutstandingByStack().
+  std::uint32_t stack_sampling = 0;
 
   friend bool operator==(const PoolOptions&, const PoolOptions&) = default;
 };
@@ -112,6 +118,54 @@ struct OutstandingGroup {
   std::uint64_t bytes = 0;
   std::uint64_t oldest_frame = 0;  // allocation frame of the oldest buffer in the group
   std::uint64_t newest_frame = 0;  // allocation frame of the newest buffer in the group
+};
+
+// A number of held buffers and their bytes.
+struct HeldTally {
+  std::uint64_t count = 0;
+  std::uint64_t bytes = 0;
+
+  void Add(std::uint64_t buffer_bytes) {
+    ++count;
+    bytes += buffer_bytes;
+  }
+  void Remove(std::uint64_t buffer_bytes) {
+    --count;
+    bytes -= buffer_bytes;
+  }
+  friend bool operator==(const HeldTally&, const HeldTally&) = default;
+};
+
+// Held buffers whose Acquire() had one call stack (sampled ones only).
+struct HeldStack {
+  CallStack stack;
+  const char* site = nullptr;  // the site of the stack's first sampled Acquire()
+  HeldTally held;
+  std::uint64_t oldest_frame = 0;  // allocation frame of the oldest of them
+};
+
+// Sampled held buffers by call stack: the `top` stacks by bytes (ties: more buffers, then the
+// older), and what the others hold. Buffers whose Acquire() was not sampled are `unsampled`.
+struct HeldStacks {
+  std::vector<HeldStack> top;
+  std::uint64_t other_stacks = 0;
+  HeldTally other;
+  HeldTally unsampled;
+};
+
+// Held buffers by age, as of the frame now being filled. Bucket i holds the buffers younger
+// than bound i (and at least bound i-1); the last holds the rest. See kHeldAgeBounds.
+inline constexpr std::size_t kHeldAgeBuckets = 5;
+using HeldAges = std::array<HeldTally, kHeldAgeBuckets>;
+
+// What was acquired since a mark and is still held: the in-process counterpart of a heap
+// profile diff against a base (heaptrack --diff, jeprof --base).
+struct HeldSince {
+  std::uint64_t mark = 0;   // the mark's id
+  std::uint64_t frame = 0;  // the first frame it counts
+  HeldTally held;
+  std::vector<OutstandingGroup> sites;  // frames unknown: oldest_frame and newest_frame are 0
+  HeldStacks stacks;                    // oldest_frame is 0
 };
 
 // Built with POOLWATCH_POOL_PLAIN defined, BufferPool has its instrumentation compiled out
@@ -215,6 +269,31 @@ class BufferPool {
   // site text at two addresses (two translation units) makes two groups; merge by text if needed.
   void OutstandingBySite(std::vector<OutstandingGroup>& out) const;
 
+  // Sampled held buffers grouped by the call stack of their Acquire() (PoolOptions::
+  // stack_sampling), the `top` stacks by bytes, the rest summed. Kept up to date on every
+  // Acquire and Release like the sites; this costs O(stacks). A pool keeps at most kMaxStacks
+  // distinct stacks; while that many hold buffers, a new one counts as unsampled.
+  static constexpr std::size_t kMaxStacks = 1024;
+  void OutstandingByStack(std::size_t top, HeldStacks& out) const;
+
+  // Held buffers by age (HeldAges), kept up to date as buffers come and go and as frames pass
+  // (a buffer moves up a bucket once per bound): O(1). The bounds are in frames; the monitor
+  // sets them from its period. The default is 1 s, 1 min, 10 min and 1 h at 60 Hz.
+  const HeldAges& Ages() const { return ages_; }
+  void SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 1>& frames);
+
+  // Marks: from AddMark() on, held buffers acquired since are also counted for that mark, by
+  // site and by stack, until DropMark(). Each mark costs an Acquire() and a Release() a few
+  // adds; at most kMaxMarks (the oldest is dropped to make room).
+  static constexpr std::size_t kMaxMarks = 16;
+  void AddMark(std::uint64_t id);
+  void DropMark(std::uint64_t id);
+  void HeldSinceMarks(std::size_t top, std::vector<HeldSince>& out) const;
+
+  // Changes each time a held buffer comes or goes or a mark is added or dropped: what the
+  // attribution shows cannot have changed while it stays the same.
+  std::uint64_t HeldVersion() const { return held_version_; }
+
   // Recounts pooled and in-use bytes by walking every buffer. O(buffers): a check of the
   // running sums for tests and debugging, never used on the tick path.
   struct Audit {
@@ -231,6 +310,17 @@ class BufferPool {
   static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
   static constexpr std::uint64_t kNoKey = ~std::uint64_t{0};  // an empty entry of the key table
 
+  // A slot's neighbours in one list of held slots, in allocation order (oldest first).
+  struct Links {
+    std::uint32_t prev = kNone;
+    std::uint32_t next = kNone;
+  };
+  // The ends of such a list.
+  struct Chain {
+    std::uint32_t oldest = kNone;
+    std::uint32_t newest = kNone;
+  };
+
   struct Slot {
     std::byte* memory = nullptr;
     std::uint64_t frame = 0;  // frame of the Acquire() that handed it out
@@ -238,20 +328,44 @@ class BufferPool {
     std::uint32_t key = kNone;
     std::uint32_t generation = 0;
     std::uint32_t held_index = kNone;  // position in held_ while held
-    // While held: the slot's group and its neighbours in allocation order (oldest first).
+    // While held: its group, its stack (kNone when not sampled), and its place in the lists of
+    // its group, its stack and all held slots.
     std::uint32_t group = kNone;
-    std::uint32_t group_prev = kNone;
-    std::uint32_t group_next = kNone;
+    std::uint32_t stack = kNone;
+    Links group_links;
+    Links stack_links;
+    Links age_links;
     SlotState state = SlotState::kEmpty;
   };
 
   struct Group {
     const char* site = nullptr;
     BufferFormat format = BufferFormat::kU8;
-    std::uint64_t count = 0;
-    std::uint64_t bytes = 0;
-    std::uint32_t oldest = kNone;  // slot
-    std::uint32_t newest = kNone;  // slot
+    HeldTally held;
+    Chain chain;
+  };
+
+  struct StackRecord {
+    CallStack stack;
+    const char* site = nullptr;
+    HeldTally held;
+    Chain chain;
+  };
+  struct CallStackHash {
+    std::size_t operator()(const CallStack& stack) const {
+      std::uint64_t hash = stack.depth;
+      for (std::uintptr_t frame : stack.Frames()) hash = (hash ^ frame) * 0x100000001B3ULL;
+      return hash;
+    }
+  };
+
+  struct Mark {
+    std::uint64_t id = 0;
+    std::uint64_t frame = 0;
+    HeldTally held;
+    std::vector<HeldTally> groups;  // by group index
+    std::vector<HeldTally> stacks;  // by stack index
+    HeldTally unsampled;
   };
 
   struct GroupKey {
@@ -330,8 +444,15 @@ class BufferPool {
   void Dequeue(std::uint32_t key_index);
   void Trim();
   void DropKey(std::uint32_t key_index);
-  void GroupAppend(std::uint32_t slot_index);
-  void GroupUnlink(std::uint32_t slot_index);
+  void Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
+  void Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
+  void AttributeHeld(std::uint32_t slot_index);
+  void UnattributeHeld(std::uint32_t slot_index);
+  std::uint32_t InternStack(const CallStack& stack, const char* site);
+  std::uint32_t NextSampleGap();
+  void AgeHeld();
+  void SummarizeStacks(std::size_t top, const std::vector<HeldTally>* by_stack,
+                       HeldStacks& out) const;
   OutstandingBuffer Describe(std::uint32_t slot_index) const;
 
   PoolOptions options_;
@@ -351,6 +472,19 @@ class BufferPool {
   std::vector<std::uint32_t> held_;  // slots handed out by Acquire()
   std::vector<Group> groups_;
   std::unordered_map<GroupKey, std::uint32_t, GroupKeyHash> group_index_;
+  std::vector<StackRecord> stacks_;
+  std::unordered_map<CallStack, std::uint32_t, CallStackHash> stack_index_;
+  std::uint32_t sample_countdown_ = 0;  // Acquire() calls until the next sampled one
+  std::uint64_t sample_random_ = 0x9E3779B97F4A7C15ULL;  // xorshift state for the gaps
+  // Ages: all held slots in allocation order; edge i is the oldest slot younger than bound i
+  // (kNone when there is none), so a frame moves each edge past the slots that crossed it.
+  Chain age_chain_;
+  std::array<std::uint64_t, kHeldAgeBuckets - 1> age_bounds_ = {60, 3600, 36000, 216000};
+  std::array<std::uint32_t, kHeldAgeBuckets - 1> age_edges_ = {kNone, kNone, kNone, kNone};
+  std::uint64_t next_aging_frame_ = ~std::uint64_t{0};  // no edge crosses before this frame
+  HeldAges ages_{};
+  std::vector<Mark> marks_;
+  std::uint64_t held_version_ = 0;
 
   // This frame's frame-scoped allocations, counted as they happen with one add each: the
   // count in the bits from kScopedCountShift up, their bytes below. Both fit: a frame's

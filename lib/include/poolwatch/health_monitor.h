@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "poolwatch/buffer_pool.h"
+#include "poolwatch/mark_board.h"
 
 namespace poolwatch {
 
@@ -131,7 +133,17 @@ struct LatestHeld {
   std::chrono::system_clock::time_point time;
 };
 
-// One pool as of the end of a frame: its sealed stats and its held buffers by (site, format).
+// The upper bounds of the age buckets of held buffers (HeldAges): under 1 s, 1 min, 10 min,
+// 1 h, and older. The monitor turns them into frames of its period for its pools.
+inline constexpr std::array<std::chrono::seconds, kHeldAgeBuckets - 1> kHeldAgeBounds = {
+    std::chrono::seconds{1}, std::chrono::minutes{1}, std::chrono::minutes{10},
+    std::chrono::hours{1}};
+// The `age` label of each bucket, in poolwatch_pool_outstanding_age_buffers and /debug/health.
+inline constexpr std::array<std::string_view, kHeldAgeBuckets> kHeldAgeLabels = {
+    "under_1s", "1s_to_1m", "1m_to_10m", "10m_to_1h", "over_1h"};
+
+// One pool as of the end of a frame: its sealed stats and its held buffers by (site, format),
+// by call stack, by age, and since each mark.
 struct PoolSnapshot {
   std::string name;  // the `pool` label
   PoolStats stats;
@@ -139,6 +151,10 @@ struct PoolSnapshot {
   Histogram allocations_per_frame;  // every frame's allocations, bounded by CountBuckets()
   std::vector<OutstandingGroup> outstanding;
   std::optional<LatestHeld> latest_held;  // none while nothing is held
+  std::uint32_t stack_sampling = 0;       // the pool's PoolOptions::stack_sampling
+  HeldStacks stacks;                      // the monitor's top_stacks stacks, the rest summed
+  HeldAges ages{};
+  std::vector<HeldSince> marks;  // one per mark the pool counts, oldest first
 };
 
 // A sealed, self-contained copy of one loop and all its pools after one frame, handed to
@@ -167,6 +183,8 @@ struct HealthMonitorOptions {
   // The trailing window of the peaks (PoolPeaks, the longest frame), in whole seconds of
   // frames at `period`: every scraper sees a peak for this long, nothing resets on reading.
   std::chrono::seconds peak_window{15};
+  // How many call stacks a snapshot lists per pool (and per mark), by bytes held.
+  std::size_t top_stacks = 8;
 };
 
 // The monitor of one loop and its pools. EndFrame() is the one call that ends a frame: it ends
@@ -190,6 +208,9 @@ class HealthMonitor {
   // std::invalid_argument for an invalid or duplicate name, std::logic_error once frames ran.
   void AddPool(std::string name, BufferPool& pool);
   void Subscribe(Subscriber subscriber);
+  // The marks its pools count from (BufferPool::AddMark), shared with whatever makes them (the
+  // exporter's POST /debug/mark). Before the first EndFrame(); std::logic_error after.
+  void UseMarks(std::shared_ptr<const MarkBoard> marks);
 
   // Ends the frame of the loop and of all its pools; emits a snapshot when one is due.
   void EndFrame(const FrameTiming& timing);
@@ -211,6 +232,7 @@ class HealthMonitor {
     WindowedMax<std::uint64_t> allocations;
     Histogram allocations_per_frame;
     std::optional<LatestHeld> latest_held;
+    std::uint64_t held_version = ~std::uint64_t{0};  // of the attribution in the snapshot
   };
 
   // A peak window of whole seconds: one run per second of frames at the period, rounded up so
@@ -224,6 +246,7 @@ class HealthMonitor {
   }
 
   void Emit();
+  void SyncMarks();
   std::optional<LatestHeld> LatestHeldOf(Member& member, const PoolSnapshot& pool);
 
   HealthMonitorOptions options_;
@@ -234,6 +257,9 @@ class HealthMonitor {
   Histogram tick_lateness_;
   WindowedMax<double> frame_seconds_;
   std::uint64_t last_snapshot_frames_ = 0;
+  std::shared_ptr<const MarkBoard> marks_;
+  std::uint64_t marks_version_ = 0;      // of the board, when the pools last took its marks
+  std::vector<std::uint64_t> mark_ids_;  // the marks the pools count
   // Filled in place for every emission, so that its storage is reused: no allocation per frame.
   HealthSnapshot snapshot_;
 };

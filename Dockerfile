@@ -13,7 +13,7 @@ COPY daemon daemon
 COPY examples examples
 RUN cmake --preset release \
  && cmake --build --preset release --target poolwatchd \
- && strip build/release/daemon/poolwatchd \
+ && strip --strip-debug build/release/daemon/poolwatchd \
  && scripts/runtime-packages.sh build/release/daemon/poolwatchd > /runtime-packages.txt
 
 FROM debian:bookworm-slim

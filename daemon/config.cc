@@ -185,6 +185,7 @@ void ReadLoopTiming(ObjectReader& loop, LoopConfig& out) {
 void ReadPoolOptions(ObjectReader& pool, PoolOptions& out) {
   pool.Integer("max_bytes", out.max_bytes, 0, 1ULL << 40);
   pool.Integer("trim_idle_frames", out.trim_idle_frames, 0, kU32Max);
+  pool.Integer("stack_sampling", out.stack_sampling, 0, 1U << 20);
 }
 
 void ReadWorkload(ObjectReader& workload, WorkloadOptions& w) {
@@ -196,6 +197,13 @@ void ReadWorkload(ObjectReader& workload, WorkloadOptions& w) {
   workload.Integer("particles", w.particles, 1, 1 << 22);
   workload.Integer("leak_buffers_per_frame", w.leak_buffers_per_frame, 0, 10000);
   workload.Integer("leak_buffer_elements", w.leak_buffer_elements, 1, 1 << 24);
+  workload.String(
+      "leak_site", w.leak_site,
+      [](const std::string& s) {
+        return s.size() <= 128 &&
+               std::ranges::none_of(s, [](char c) { return c >= 0 && c < 0x20; });
+      },
+      "a string of at most 128 characters without control characters (\"\": untagged)");
   workload.Integer("bloat_every_frames", w.bloat_every_frames, 1, kU32Max);
   workload.Integer("spike_every_frames", w.spike_every_frames, 1, kU32Max);
   workload.Integer("spike_factor", w.spike_factor, 1, 1000);
@@ -306,7 +314,8 @@ Config ParseConfig(std::string_view text, std::string_view origin) {
 }
 
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
-  Config config = path.empty() ? Config{} : ParseConfig(ReadConfigFile(path), path);
+  Config config;
+  if (!path.empty()) config = ParseConfig(ReadConfigFile(path), path);
 
   if (overrides.listen) {
     ParseListenAddress(*overrides.listen, "--listen");

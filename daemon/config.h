@@ -41,7 +41,7 @@ struct LogOptions {
 // One pool of a loop: `loops[].pools[]`, or the single-pool form's `pool` and `workload`.
 struct PoolConfig {
   std::string name = "reference";
-  PoolOptions options{.max_bytes = 512ULL << 20, .trim_idle_frames = 0};
+  PoolOptions options{.max_bytes = 512ULL << 20, .trim_idle_frames = 0, .stack_sampling = 64};
   WorkloadOptions workload;
 
   friend bool operator==(const PoolConfig&, const PoolConfig&) = default;

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <mutex>
+#include <set>
+#include <utility>
 
 namespace poolwatch::daemon {
 
@@ -19,6 +22,16 @@ constexpr std::uint32_t kBloatHeight = 512;
 
 constexpr std::array<std::string_view, 4> kScenarioNames = {"steady", "leak", "bloat", "spike"};
 
+// A site text with static storage, as BufferPool keeps a site's pointer: each text once for the
+// process's life (a config names a handful); nullptr for "" (untagged).
+const char* InternSite(const std::string& site) {
+  if (site.empty()) return nullptr;
+  static std::mutex mutex;
+  static std::set<std::string, std::less<>> sites;
+  const std::scoped_lock lock(mutex);
+  return sites.insert(site).first->c_str();
+}
+
 }  // namespace
 
 std::string_view ScenarioName(Scenario scenario) {
@@ -32,12 +45,14 @@ std::optional<Scenario> ParseScenario(std::string_view name) {
   return std::nullopt;
 }
 
-ReferenceWorkload::ReferenceWorkload(WorkloadOptions options) : options_(options) {
+ReferenceWorkload::ReferenceWorkload(WorkloadOptions options)
+    : options_(std::move(options)), leak_site_(InternSite(options_.leak_site)) {
   Resize(options_.particles);
 }
 
 void ReferenceWorkload::SetOptions(const WorkloadOptions& options) {
   options_ = options;
+  leak_site_ = InternSite(options_.leak_site);
   if (options_.particles != position_.size()) Resize(options_.particles);
 }
 
@@ -61,11 +76,7 @@ void ReferenceWorkload::RunFrame(BufferPool& pool, std::uint64_t frame) {
     case Scenario::kSteady:
       break;
     case Scenario::kLeak:
-      for (std::uint32_t i = 0; i < options_.leak_buffers_per_frame; ++i) {
-        Buffer lost = pool.Acquire(BufferFormat::kF32, options_.leak_buffer_elements,
-                                   "reference_workload.leak");
-        if (lost) std::ranges::fill(lost.As<float>(), static_cast<float>(frame));
-      }
+      LeakHeldBuffers(pool, frame);
       break;
     case Scenario::kBloat:
       if (options_.bloat_every_frames != 0 && frame % options_.bloat_every_frames == 0) {
@@ -78,6 +89,15 @@ void ReferenceWorkload::RunFrame(BufferPool& pool, std::uint64_t frame) {
         for (std::uint32_t burst = 0; burst < options_.spike_factor; ++burst) Integrate(pool, n);
       }
       break;
+  }
+}
+
+// Out of line, so that a call stack names it in every build: with an untagged leak (leak_site
+// ""), /debug finds the leak by this function's name.
+[[gnu::noinline]] void ReferenceWorkload::LeakHeldBuffers(BufferPool& pool, std::uint64_t frame) {
+  for (std::uint32_t i = 0; i < options_.leak_buffers_per_frame; ++i) {
+    Buffer lost = pool.Acquire(BufferFormat::kF32, options_.leak_buffer_elements, leak_site_);
+    if (lost) std::ranges::fill(lost.As<float>(), static_cast<float>(frame));
   }
 }
 

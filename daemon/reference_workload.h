@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,9 +25,12 @@ struct WorkloadOptions {
   std::uint32_t particles = 4096;
   std::uint32_t leak_buffers_per_frame = 1;  // leak: held buffers lost each frame
   std::uint32_t leak_buffer_elements = 256;  // leak: f32 elements per lost buffer
-  std::uint32_t bloat_every_frames = 30;     // bloat: frames between domain changes
-  std::uint32_t spike_every_frames = 120;    // spike: frames between bursts
-  std::uint32_t spike_factor = 8;            // spike: extra buffers per burst, × the usual
+  // leak: the site tag of the lost buffers; empty for an untagged Acquire(), which only the
+  // call stacks attribute (to ReferenceWorkload::LeakHeldBuffers).
+  std::string leak_site = "reference_workload.leak";
+  std::uint32_t bloat_every_frames = 30;   // bloat: frames between domain changes
+  std::uint32_t spike_every_frames = 120;  // spike: frames between bursts
+  std::uint32_t spike_factor = 8;          // spike: extra buffers per burst, × the usual
 
   friend bool operator==(const WorkloadOptions&, const WorkloadOptions&) = default;
 };
@@ -54,10 +58,12 @@ class ReferenceWorkload {
   };
 
   void Resize(std::uint32_t particles);
+  void LeakHeldBuffers(BufferPool& pool, std::uint64_t frame);
   void Integrate(BufferPool& pool, std::uint32_t n);
   void RenderDomain(BufferPool& pool, std::uint32_t width, std::uint32_t height);
 
   WorkloadOptions options_;
+  const char* leak_site_ = nullptr;  // options_.leak_site, interned: a pool keeps the pointer
   std::vector<Vec3> position_;
   std::vector<Vec3> velocity_;
   std::uint32_t domain_changes_ = 0;

@@ -79,6 +79,28 @@ for _ in $(seq 60); do
 done
 [[ "$status" == healthy ]] || { echo "health: $status"; docker logs "$container"; exit 1; }
 
+echo "== an untagged leak is named by its call stack in the release image"
+# The image's binary keeps its symbol table (strip --strip-debug): /debug names the function.
+config="$state/leak.json"
+cat >"$config" <<'JSON'
+{"pool": {"name": "reference", "stack_sampling": 1},
+ "workload": {"scenario": "leak", "leak_site": ""}}
+JSON
+chmod 644 "$config"
+leak_port=$(( port + 1 ))
+leaker=$(docker run -d --read-only -p "127.0.0.1:$leak_port:9720" \
+  -v "$config:/etc/poolwatchd/leak.json:ro" "$image" --config /etc/poolwatchd/leak.json)
+function_name=""
+for _ in $(seq 50); do
+  health=$(curl -fsS "http://127.0.0.1:$leak_port/debug/health" 2>/dev/null || true)
+  function_name=$(jq -r '.pools[0].call_stacks.top[0].function // empty' <<<"$health" 2>/dev/null || true)
+  [[ -n "$function_name" ]] && break
+  sleep 0.2
+done
+docker rm -f "$leaker" >/dev/null
+echo "top stack: $function_name"
+[[ "$function_name" == *"ReferenceWorkload::LeakHeldBuffers"* ]] || { echo "$health"; exit 1; }
+
 echo "== docker stop (SIGTERM, 10 s timeout)"
 start=$(date +%s%N)
 docker stop -t 10 "$container" >/dev/null

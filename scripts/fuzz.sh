@@ -14,7 +14,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
 mkdir -p build/fuzz/crashes
-for target in config http_request web_config negotiation; do
+for target in config http_request web_config negotiation mark; do
   binary=build/fuzz/tests/fuzz/${target}_fuzz
   corpus=build/fuzz/corpus/$target
   mkdir -p "$corpus"

@@ -9,7 +9,7 @@ set -euo pipefail
 what=${1:-build}
 build_packages=(
   g++ cmake ninja-build git
-  libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
+  libboost-dev libboost-stacktrace-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
   libssl-dev libcrypt-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
 )
 test_packages=(

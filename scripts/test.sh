@@ -54,7 +54,7 @@ if ! $quick; then
     ctest --preset "$preset" --parallel "$jobs"
   done
 
-  echo "== fuzz: config, web config and HTTP request parsing, a minute each"
+  echo "== fuzz: config, web config, HTTP request, negotiation and mark parsing, a minute each"
   scripts/fuzz.sh 60
 
   echo "== container: build the Dockerfile, run it read-only, scrape, healthy, clean stop"

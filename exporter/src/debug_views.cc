@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "poolwatch/call_stack.h"
 #include "poolwatch/exporter/rfc3339.h"
 
 namespace poolwatch::exporter {
@@ -189,6 +190,83 @@ double AgeSeconds(std::uint64_t frames, const PoolHealth& health) {
   return std::chrono::duration<double>(health.period).count() * static_cast<double>(frames);
 }
 
+// One frame of a held buffer's call stack, symbolized.
+struct Frame {
+  std::uintptr_t address = 0;
+  SourceLocation location;
+};
+
+// The stack's frames from the code that asked for the buffer outwards: the pool's own frames (a
+// HeldBuffer's constructor, when not inlined) are left out. Symbolized on this thread (a page's),
+// from the process's cache.
+std::vector<Frame> Symbolize(const CallStack& stack) {
+  std::vector<Frame> frames;
+  for (const std::uintptr_t address : stack.Frames()) {
+    SourceLocation location = Symbolizer::Shared().Resolve(address);
+    const bool pool_internal = location.function.starts_with("poolwatch::") &&
+                               (location.function.find("::HeldBuffer::") != std::string::npos ||
+                                location.function.find("::BufferPool::") != std::string::npos);
+    if (frames.empty() && pool_internal) continue;
+    frames.push_back({address, std::move(location)});
+  }
+  return frames;
+}
+
+std::string Hex(std::uintptr_t address) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%zx", address);
+  return text;
+}
+
+// "function", or the address when the symbol is not known.
+std::string FunctionOf(const Frame& frame) {
+  return frame.location.function.empty() ? Hex(frame.address) : frame.location.function;
+}
+
+// "file:line", or empty without debug information.
+std::string PlaceOf(const Frame& frame) {
+  if (frame.location.file.empty() || frame.location.line == 0) return "";
+  return frame.location.file + ":" + std::to_string(frame.location.line);
+}
+
+json TallyJson(const HeldTally& tally) { return {{"count", tally.count}, {"bytes", tally.bytes}}; }
+
+// `marked`: a mark's stacks, whose oldest frame is not known.
+json StacksJson(const HeldStacks& stacks, const PoolHealth& h, bool marked) {
+  json top = json::array();
+  for (const HeldStack& stack : stacks.top) {
+    const std::vector<Frame> frames = Symbolize(stack.stack);
+    json entry = {{"function", frames.empty() ? "" : FunctionOf(frames.front())},
+                  {"location", frames.empty() ? "" : PlaceOf(frames.front())},
+                  {"site", stack.site != nullptr ? json(stack.site) : json(nullptr)},
+                  {"count", stack.held.count},
+                  {"bytes", stack.held.bytes}};
+    if (!marked) {
+      const std::uint64_t age = h.pool.stats.last_frame.frame + 1 - stack.oldest_frame;
+      entry["oldest_age_seconds"] = AgeSeconds(age, h);
+    }
+    entry["frames"] = json::array();
+    for (const Frame& frame : frames) {
+      entry["frames"].push_back({{"address", Hex(frame.address)},
+                                 {"function", frame.location.function},
+                                 {"file", frame.location.file},
+                                 {"line", frame.location.line}});
+    }
+    top.push_back(std::move(entry));
+  }
+  return {{"top", std::move(top)},
+          {"other",
+           {{"stacks", stacks.other_stacks},
+            {"count", stacks.other.count},
+            {"bytes", stacks.other.bytes}}},
+          {"unsampled", TallyJson(stacks.unsampled)}};
+}
+
+const Mark* FindMark(const std::vector<Mark>& marks, std::uint64_t id) {
+  const auto it = std::ranges::find(marks, id, &Mark::id);
+  return it == marks.end() ? nullptr : &*it;
+}
+
 Severity Worst(const DiagnosticsReport& report) {
   Severity worst = Severity::kOk;
   for (const Verdict& v : report.verdicts) worst = std::max(worst, v.severity);
@@ -205,7 +283,7 @@ std::string WorstText(const DiagnosticsReport& report) {
   return text;
 }
 
-json PoolJson(const DiagnosticsReport& report) {
+json PoolJson(const DiagnosticsReport& report, const std::vector<Mark>& marks) {
   json out;
   out["pool"] = report.pool;
   if (!report.latest) {
@@ -266,6 +344,35 @@ json PoolJson(const DiagnosticsReport& report) {
                                     {"oldest_age_seconds", AgeSeconds(age, h)}});
     }
   }
+  out["call_stacks"] = nullptr;
+  out["ages"] = json::array();
+  out["marks"] = json::array();
+  if (report.latest) {
+    const PoolHealth& h = *report.latest;
+    out["call_stacks"] = StacksJson(h.pool.stacks, h, false);
+    out["call_stacks"]["sampling"] = h.pool.stack_sampling;
+    for (std::size_t i = 0; i < kHeldAgeBuckets; ++i) {
+      json bucket = TallyJson(h.pool.ages[i]);
+      bucket["age"] = kHeldAgeLabels[i];
+      out["ages"].push_back(std::move(bucket));
+    }
+    for (const HeldSince& since : h.pool.marks) {
+      const Mark* mark = FindMark(marks, since.mark);
+      if (mark == nullptr) continue;  // dropped from the board since the snapshot
+      json entry = {
+          {"id", mark->id},       {"name", mark->name},        {"time", Rfc3339(mark->time)},
+          {"frame", since.frame}, {"count", since.held.count}, {"bytes", since.held.bytes}};
+      entry["sites"] = json::array();
+      for (const OutstandingGroup& g : since.sites) {
+        entry["sites"].push_back({{"site", Site(g.site)},
+                                  {"format", FormatName(g.format)},
+                                  {"count", g.count},
+                                  {"bytes", g.bytes}});
+      }
+      entry["stacks"] = StacksJson(since.stacks, h, true);
+      out["marks"].push_back(std::move(entry));
+    }
+  }
   out["history"] = json::array();
   for (const HistoryPoint& p : report.history) {
     out["history"].push_back({{"time", Rfc3339(p.time)},
@@ -283,7 +390,50 @@ json PoolJson(const DiagnosticsReport& report) {
 
 // One pool's section of the page. Element ids carry the pool's position (`-0`, `-1`...), since a
 // pool name may hold characters an id cannot; the name is in data-pool.
-void PoolSection(std::ostringstream& html, const DiagnosticsReport& report, std::size_t index) {
+// A table of held buffers by call stack: per stack its innermost function and place, with the
+// whole stack under it, folded.
+void StacksTable(std::ostringstream& html, const HeldStacks& stacks, const PoolHealth& h,
+                 bool marked, const std::string& id) {
+  html << "<table class=\"stacks\" id=\"" << id << "\"><tr><th>function</th><th>at</th>"
+       << "<th>count</th><th>bytes</th>" << (marked ? "" : "<th>oldest age</th>") << "</tr>\n";
+  for (const HeldStack& stack : stacks.top) {
+    const std::vector<Frame> frames = Symbolize(stack.stack);
+    const std::string function = frames.empty() ? "(no frame)" : FunctionOf(frames.front());
+    html << "<tr class=\"stack\" data-function=\"" << Escape(function)
+         << "\"><td><details><summary>" << Escape(function) << "</summary><ol class=\"frames\">";
+    for (const Frame& frame : frames) {
+      const std::string place = PlaceOf(frame);
+      html << "<li><code>" << Escape(FunctionOf(frame)) << "</code>"
+           << (place.empty() ? "" : " <span class=\"muted\">" + Escape(place) + "</span>")
+           << "</li>";
+    }
+    html << "</ol></details></td><td>"
+         << Escape(frames.empty() ? std::string() : PlaceOf(frames.front()))
+         << "</td><td class=\"num\">" << stack.held.count << "</td><td class=\"num\">"
+         << Bytes(static_cast<double>(stack.held.bytes)) << "</td>";
+    if (!marked) {
+      const std::uint64_t age = h.pool.stats.last_frame.frame + 1 - stack.oldest_frame;
+      html << "<td class=\"num\">" << Plain(AgeSeconds(age, h)) << " s</td>";
+    }
+    html << "</tr>\n";
+  }
+  const std::string blank = marked ? "" : "<td></td>";
+  if (stacks.other_stacks != 0) {
+    html << "<tr class=\"other\"><td>other (" << stacks.other_stacks
+         << " stacks)</td><td></td><td class=\"num\">" << stacks.other.count
+         << "</td><td class=\"num\">" << Bytes(static_cast<double>(stacks.other.bytes)) << "</td>"
+         << blank << "</tr>\n";
+  }
+  if (stacks.unsampled.count != 0) {
+    html << "<tr class=\"unsampled\"><td>not sampled</td><td></td><td class=\"num\">"
+         << stacks.unsampled.count << "</td><td class=\"num\">"
+         << Bytes(static_cast<double>(stacks.unsampled.bytes)) << "</td>" << blank << "</tr>\n";
+  }
+  html << "</table>\n";
+}
+
+void PoolSection(std::ostringstream& html, const DiagnosticsReport& report, std::size_t index,
+                 const std::vector<Mark>& marks) {
   const std::string n = std::to_string(index);
   html << "<section class=\"pool\" id=\"pool-" << n << "\" data-pool=\"" << Escape(report.pool)
        << "\">\n<h2>Pool " << Escape(report.pool);
@@ -340,6 +490,48 @@ void PoolSection(std::ostringstream& html, const DiagnosticsReport& report, std:
     }
     html << "</table>\n";
   }
+
+  html << "<h3>Outstanding buffers by call stack</h3>\n<p class=\"muted\">";
+  if (h.pool.stack_sampling == 0) {
+    html << "Call stacks are off for this pool (<code>stack_sampling</code> 0).";
+  } else if (h.pool.stack_sampling == 1) {
+    html << "The stack of every <code>Acquire</code> is captured.";
+  } else {
+    html << "The stack of one <code>Acquire</code> in " << h.pool.stack_sampling
+         << " is captured, at random.";
+  }
+  html << "</p>\n";
+  if (!h.pool.stacks.top.empty() || h.pool.stacks.unsampled.count != 0) {
+    StacksTable(html, h.pool.stacks, h, false, "stacks-" + n);
+  }
+
+  html << "<h3>Outstanding buffers by age</h3>\n<table class=\"ages\" id=\"ages-" << n
+       << "\"><tr><th>under 1 s</th><th>1 s to 1 min</th><th>1 to 10 min</th>"
+       << "<th>10 min to 1 h</th><th>over 1 h</th></tr><tr>";
+  for (const HeldTally& bucket : h.pool.ages) {
+    html << "<td class=\"num\">" << bucket.count << " <span class=\"muted\">"
+         << Bytes(static_cast<double>(bucket.bytes)) << "</span></td>";
+  }
+  html << "</tr></table>\n";
+
+  for (const HeldSince& since : h.pool.marks) {
+    const Mark* mark = FindMark(marks, since.mark);
+    if (mark == nullptr) continue;
+    html << "<h3 class=\"since-mark\" data-mark=\"" << mark->id << "\">Acquired since mark "
+         << Escape(mark->name) << " and still held: " << since.held.count << " buffers, "
+         << Bytes(static_cast<double>(since.held.bytes)) << "</h3>\n";
+    if (since.held.count == 0) continue;
+    html << "<table class=\"mark-sites\"><tr><th>site</th><th>format</th><th>count</th>"
+         << "<th>bytes</th></tr>\n";
+    for (const OutstandingGroup& g : since.sites) {
+      html << "<tr><td>" << Escape(Site(g.site)) << "</td><td>" << FormatName(g.format)
+           << "</td><td class=\"num\">" << g.count << "</td><td class=\"num\">"
+           << Bytes(static_cast<double>(g.bytes)) << "</td></tr>\n";
+    }
+    html << "</table>\n";
+    StacksTable(html, since.stacks, h, true, "mark-stacks-" + n + "-" + std::to_string(mark->id));
+  }
+
   const auto& hist = report.history;
   const auto bytes = [](double v) { return Bytes(v); };
   html << "<h3>Recent history</h3>\n<div class=\"charts\">\n"
@@ -361,14 +553,20 @@ void PoolSection(std::ostringstream& html, const DiagnosticsReport& report, std:
 
 }  // namespace
 
-std::string DebugHealthJson(const std::vector<DiagnosticsReport>& reports) {
+std::string DebugHealthJson(const std::vector<DiagnosticsReport>& reports,
+                            const std::vector<Mark>& marks) {
   json out;
   out["pools"] = json::array();
-  for (const DiagnosticsReport& report : reports) out["pools"].push_back(PoolJson(report));
-  return out.dump(2) + "\n";
+  for (const DiagnosticsReport& report : reports) out["pools"].push_back(PoolJson(report, marks));
+  out["marks"] = json::array();
+  for (const Mark& mark : marks) {
+    out["marks"].push_back({{"id", mark.id}, {"name", mark.name}, {"time", Rfc3339(mark.time)}});
+  }
+  return out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports) {
+std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports,
+                          const std::vector<Mark>& marks) {
   std::ostringstream html;
   html << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
        << "<meta http-equiv=\"refresh\" content=\"2\">"
@@ -397,7 +595,24 @@ std::string DebugPageHtml(const std::vector<DiagnosticsReport>& reports) {
          << p.keys << "</td></tr>\n";
   }
   html << "</table>\n";
-  for (std::size_t i = 0; i < reports.size(); ++i) PoolSection(html, reports[i], i);
+
+  // Marks: a button makes one (named after the time), each pool then shows what was acquired
+  // since and is still held.
+  const std::string now = Rfc3339Utc(std::chrono::system_clock::now());
+  html << "<section id=\"marks\"><h2>Marks</h2>\n<form method=\"post\" action=\"debug/mark?name="
+       << "page%20" << now.substr(11, 8) << "\"><button type=\"submit\">Mark now</button> "
+       << "<span class=\"muted\">or <code>curl -X POST '.../debug/mark?name=NAME'</code>; "
+       << "the newest marks are kept</span></form>\n";
+  if (!marks.empty()) {
+    html << "<table id=\"mark-list\"><tr><th>mark</th><th>name</th><th>time</th></tr>\n";
+    for (const Mark& mark : marks) {
+      html << "<tr data-mark=\"" << mark.id << "\"><td class=\"num\">" << mark.id << "</td><td>"
+           << Escape(mark.name) << "</td><td>" << Rfc3339(mark.time) << "</td></tr>\n";
+    }
+    html << "</table>\n";
+  }
+  html << "</section>\n";
+  for (std::size_t i = 0; i < reports.size(); ++i) PoolSection(html, reports[i], i, marks);
   html << "</body></html>\n";
   return html.str();
 }

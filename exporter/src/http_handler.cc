@@ -2,8 +2,12 @@
 
 #include <prometheus/metric_family.h>
 
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
 #include "debug_views.h"
 #include "gzip.h"
+#include "poolwatch/exporter/rfc3339.h"
 #include "poolwatch/version.h"
 
 namespace poolwatch::exporter {
@@ -24,6 +28,8 @@ code{background:#f3f3f3;padding:0 .2em}</style></head>
 <li><a href="readyz">/readyz</a> &mdash; readiness: every loop has published a frame</li>
 <li><a href="debug">/debug</a> &mdash; verdicts, charts and leak attribution</li>
 <li><a href="debug/health">/debug/health</a> &mdash; the same as JSON</li>
+<li><code>POST /debug/mark?name=NAME</code> &mdash; a mark: /debug then shows what was acquired
+since and is still held</li>
 </ul>
 </body>
 </html>
@@ -46,6 +52,48 @@ HttpResponse ProbeResponse(const std::function<Probe()>& probe) {
 }
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// One parameter of a query string (application/x-www-form-urlencoded: `+` is a space, %XX a
+// byte): nothing when absent; std::invalid_argument for a broken escape.
+std::optional<std::string> QueryValue(std::string_view target, std::string_view key) {
+  const auto question = target.find('?');
+  if (question == std::string_view::npos) return std::nullopt;
+  std::string_view query = target.substr(question + 1);
+  query = query.substr(0, query.find('#'));
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto equals = pair.find('=');
+    if (pair.substr(0, equals) != key) continue;
+    const std::string_view raw =
+        equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    std::string value;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        value += ' ';
+      } else if (raw[i] != '%') {
+        value += raw[i];
+      } else {
+        const int high = i + 2 < raw.size() ? hex(raw[i + 1]) : -1;
+        const int low = i + 2 < raw.size() ? hex(raw[i + 2]) : -1;
+        if (high < 0 || low < 0) {
+          throw std::invalid_argument("a broken %-escape in the query's " + std::string(key));
+        }
+        value += static_cast<char>(high * 16 + low);
+        i += 2;
+      }
+    }
+    return value;
+  }
+  return std::nullopt;
+}
 
 void Replace(std::string& text, std::string_view placeholder, std::string_view value) {
   for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder)) {
@@ -135,7 +183,45 @@ bool HttpHandler::IsMetrics(const HttpRequest& request) {
   return PathOf(request.target) == "/metrics";
 }
 
+// POST /debug/mark?name=NAME: 201 with the mark as JSON; for a browser's form (it accepts
+// HTML), 303 back to the page, which then shows the mark.
+HttpResponse HttpHandler::MakeMark(const HttpRequest& request) const {
+  if (request.method != "POST") {
+    HttpResponse response = Text(405, "method not allowed: POST /debug/mark?name=NAME\n");
+    response.headers.emplace_back("Allow", "POST");
+    return response;
+  }
+  if (sources_.marks == nullptr) return Text(404, "marks are not kept here\n");
+  std::optional<std::string> name;
+  try {
+    name = QueryValue(request.target, "name");
+  } catch (const std::invalid_argument& error) {
+    return Text(400, "bad mark: " + std::string(error.what()) + "\n");
+  }
+  if (!name) return Text(400, "bad mark: POST /debug/mark?name=NAME needs a name\n");
+  if (std::string error = MarkBoard::CheckName(*name); !error.empty()) {
+    return Text(400, "bad mark: " + error + "\n");
+  }
+  const Mark mark = sources_.marks->Add(std::move(*name));
+  if (request.accept.find("text/html") != std::string::npos) {
+    HttpResponse response = Text(303, "marked; see /debug\n");
+    response.headers.emplace_back("Location", "../debug#marks");
+    return response;
+  }
+  HttpResponse response;
+  response.status = 201;
+  response.content_type = "application/json";
+  response.body = Share(nlohmann::json{{"id", mark.id},
+                                       {"name", mark.name},
+                                       {"time", Rfc3339Utc(mark.time)},
+                                       {"kept", sources_.marks->capacity()}}
+                            .dump() +
+                        "\n");
+  return response;
+}
+
 std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& request) const {
+  if (PathOf(request.target) == "/debug/mark") return MakeMark(request);
   if (request.method != "GET" && request.method != "HEAD") {
     HttpResponse response = Text(405, "method not allowed: use GET or HEAD\n");
     response.headers.emplace_back("Allow", "GET, HEAD");
@@ -156,7 +242,7 @@ std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& reques
     response.body = landing_page_;
     return response;
   }
-  return Text(404, "not found: try /metrics, /healthz, /readyz, /debug or /\n");
+  return Text(404, "not found: try /metrics, /healthz, /readyz, /debug, /debug/mark or /\n");
 }
 
 HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
@@ -169,12 +255,14 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   // /debug or /debug/health.
   HttpResponse response;
   const std::vector<DiagnosticsReport> reports = sources_.diagnostics();
+  const std::vector<Mark> marks =
+      sources_.marks != nullptr ? sources_.marks->List() : std::vector<Mark>{};
   if (path == "/debug") {
     response.content_type = "text/html; charset=utf-8";
-    response.body = Share(DebugPageHtml(reports));
+    response.body = Share(DebugPageHtml(reports, marks));
   } else {
     response.content_type = "application/json";
-    response.body = Share(DebugHealthJson(reports));
+    response.body = Share(DebugHealthJson(reports, marks));
   }
   response.headers.emplace_back("Cache-Control", "no-store");
   return response;

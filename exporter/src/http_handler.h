@@ -17,6 +17,7 @@
 #include "formats.h"
 #include "poolwatch/diagnostics_store.h"
 #include "poolwatch/exporter/exporter.h"
+#include "poolwatch/mark_board.h"
 #include "poolwatch/metrics_publisher.h"
 
 namespace poolwatch::exporter {
@@ -59,7 +60,7 @@ struct HandlerSources {
 inline constexpr std::chrono::milliseconds kMaxExpositionAge{100};
 
 // Answers the exporter's endpoints: /metrics, /healthz, /readyz, /debug, /debug/health and the
-// landing page /. GET and HEAD only.
+// landing page / (GET and HEAD), and POST /debug/mark.
 //
 // Thread-safety: thread-safe as far as its sources are (all of the exporter's are).
 class HttpHandler {
@@ -96,6 +97,7 @@ class HttpHandler {
   std::shared_ptr<const Rendered> CurrentExposition(MetricsFormat format) const;
   static HttpResponse Metrics(const std::shared_ptr<const Rendered>& rendered,
                               const Negotiated& negotiated, const HttpRequest& request);
+  HttpResponse MakeMark(const HttpRequest& request) const;
 
   HandlerSources sources_;
   std::shared_ptr<const std::string> landing_page_;

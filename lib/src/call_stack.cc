@@ -1,7 +1,6 @@
 #include "poolwatch/call_stack.h"
 
 #include <algorithm>
-
 #include <boost/stacktrace/frame.hpp>
 #include <boost/stacktrace/safe_dump_to.hpp>
 

@@ -93,11 +93,109 @@ TEST_F(DebugEndpointsTest, SteadyHasNoVerdictAboveOkAndNothingOutstanding) {
   EXPECT_GT(health["latest"]["memory"]["pool_allocs"], 0);
 }
 
+// An untagged leak (leak_site "") has no site to name; its call stacks name the function that
+// leaks, in poolwatchd's own build, symbolized off the tick thread. The ages add up to what is
+// held, and move up as the leak gets older.
+TEST_F(DebugEndpointsTest, AnUntaggedLeakIsNamedByItsCallStack) {
+  StartWith(R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+    "diagnostics": {"sample_interval_seconds": 0.1},
+    "pool": {"name": "reference", "stack_sampling": 1},
+    "workload": {"scenario": "leak", "leak_site": "", "particles": 256}})");
+  // Over a second: the oldest buffers are in the second age bucket.
+  ASSERT_TRUE(Eventually([&] { return Health()["ages"][1]["count"] > 0; }, 10s));
+  const json health = Health();
+  ASSERT_FALSE(Find(health["attribution"], "site", "(untagged)").is_null()) << health.dump(2);
+  const json& stacks = health["call_stacks"];
+  EXPECT_EQ(stacks["sampling"], 1);
+  ASSERT_EQ(stacks["top"].size(), 1U) << stacks.dump(2);
+  const json& top = stacks["top"][0];
+  EXPECT_NE(top["function"].get<std::string>().find("ReferenceWorkload::LeakHeldBuffers"),
+            std::string::npos)
+      << top.dump(2);
+  EXPECT_NE(top["location"].get<std::string>().find("reference_workload.cc:"), std::string::npos)
+      << top.dump(2);
+  EXPECT_TRUE(top["site"].is_null());
+  EXPECT_GE(top["oldest_age_seconds"].get<double>(), 1.0);
+  EXPECT_EQ(top["bytes"], top["count"].get<std::uint64_t>() * 256 * 4);
+  EXPECT_EQ(stacks["unsampled"]["count"], 0);
+  // Outward from the leak: the loop's frame, then the tick thread's.
+  bool tick = false;
+  for (const json& frame : top["frames"]) {
+    tick = tick ||
+           frame["function"].get<std::string>().find("SimulationLoop::Tick") != std::string::npos;
+  }
+  EXPECT_TRUE(tick) << top["frames"].dump(2);
+
+  std::uint64_t aged = 0;
+  for (const json& bucket : health["ages"]) aged += bucket["count"].get<std::uint64_t>();
+  EXPECT_EQ(aged, health["latest"]["memory"]["outstanding_buffers"]);
+  EXPECT_EQ(health["ages"][0]["age"], "under_1s");
+  EXPECT_EQ(health["ages"][4]["age"], "over_1h");
+}
+
+// POST /debug/mark records a moment; from it on each pool counts what is acquired and still
+// held, by site and stack. Bad names get a 400 naming the problem, other methods a 405, and the
+// loop keeps ticking.
+TEST_F(DebugEndpointsTest, AMarkShowsWhatWasAcquiredSinceAndIsStillHeld) {
+  Start("leak");
+  ASSERT_TRUE(Eventually([&] { return Health()["history"].size() >= 3; }));
+  const HttpResult made = HttpRequest(port_, "POST", "/debug/mark?name=before+level+2");
+  ASSERT_EQ(made.status, 201U) << made.body;
+  const json mark = json::parse(made.body);
+  EXPECT_EQ(mark["name"], "before level 2");
+  EXPECT_EQ(mark["id"], 1);
+
+  ASSERT_TRUE(Eventually([&] {
+    const json marks = Health()["marks"];
+    return marks.size() == 1 && marks[0]["count"].get<std::uint64_t>() >= 20;
+  }));
+  const json health = Health();
+  const json& since = health["marks"][0];
+  EXPECT_EQ(since["name"], "before level 2");
+  const std::uint64_t held = health["latest"]["memory"]["outstanding_buffers"];
+  // The leak holds one buffer from each frame since frame 0; the mark counts those from its
+  // first frame on: exactly the rest.
+  EXPECT_EQ(held, health["latest"]["timing"]["frames_total"]);
+  EXPECT_GT(since["frame"].get<std::uint64_t>(), 0U);
+  EXPECT_EQ(since["count"].get<std::uint64_t>() + since["frame"].get<std::uint64_t>(), held);
+  ASSERT_EQ(since["sites"].size(), 1U);
+  EXPECT_EQ(since["sites"][0]["site"], "reference_workload.leak");
+  EXPECT_EQ(since["sites"][0]["count"], since["count"]);
+  EXPECT_EQ(health["call_stacks"]["sampling"], 64);  // the default
+  EXPECT_EQ(Health()["latest"]["memory"]["imbalance"], 1);
+
+  for (const char* bad : {"/debug/mark", "/debug/mark?name=", "/debug/mark?name=%zz",
+                          "/debug/mark?name=%0A", "/debug/mark?other=1"}) {
+    const HttpResult refused = HttpRequest(port_, "POST", bad);
+    EXPECT_EQ(refused.status, 400U) << bad;
+    EXPECT_NE(refused.body.find("bad mark: "), std::string::npos) << refused.body;
+  }
+  const HttpResult get = HttpGet(port_, "/debug/mark?name=x");
+  EXPECT_EQ(get.status, 405U);
+  EXPECT_EQ(get.headers.at("allow"), "POST");
+  // Bounded: the ninth mark drops the first.
+  for (int i = 2; i <= 9; ++i) {
+    ASSERT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=m" + std::to_string(i)).status, 201U);
+  }
+  ASSERT_TRUE(Eventually([&] { return Health()["marks"].size() == 8; }));
+  const json body = json::parse(HttpGet(port_, "/debug/health").body);
+  EXPECT_EQ(body["marks"].size(), 8U);
+  EXPECT_EQ(body["marks"][0]["name"], "m2");
+  const std::uint64_t frames = Health()["latest"]["timing"]["frames_total"];
+  ASSERT_TRUE(Eventually(
+      [&] { return Health()["latest"]["timing"]["frames_total"].get<std::uint64_t>() > frames; }));
+}
+
 // Debian's chromium, headless, loads /debug from the running daemon: the rendered DOM has the
 // charts and the attribution row of the leaking site; a screenshot is kept as an artifact.
 TEST_F(DebugEndpointsTest, ARealBrowserRendersTheChartsAndTheLeakingSite) {
-  Start("leak");
+  StartWith(R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+    "diagnostics": {"sample_interval_seconds": 0.1},
+    "pool": {"name": "reference", "stack_sampling": 4},
+    "workload": {"scenario": "leak", "particles": 256}})");
+  ASSERT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=before+the+screenshot").status, 201U);
   ASSERT_TRUE(Eventually([&] { return Health()["history"].size() >= 5; }));
+  ASSERT_TRUE(Eventually([&] { return !Health()["call_stacks"]["top"].empty(); }));
   const std::string flags =
       "--headless --no-sandbox --disable-gpu --disable-background-networking "
       "--disable-component-update --disable-sync --no-first-run --disable-quic "
@@ -117,6 +215,15 @@ TEST_F(DebugEndpointsTest, ARealBrowserRendersTheChartsAndTheLeakingSite) {
   EXPECT_NE(dom.output.find("<tr class=\"site\" data-site=\"reference_workload.leak\">"),
             std::string::npos)
       << dom.output;
+  // The call stacks of the leak, by function, its stack folded under it; the ages; the marks.
+  EXPECT_NE(dom.output.find("<table class=\"stacks\" id=\"stacks-0\">"), std::string::npos);
+  EXPECT_NE(dom.output.find("<tr class=\"stack\" data-function=\"poolwatch::daemon::"
+                            "ReferenceWorkload::LeakHeldBuffers("),
+            std::string::npos)
+      << dom.output;
+  EXPECT_NE(dom.output.find("SimulationLoop::Tick"), std::string::npos);
+  EXPECT_NE(dom.output.find("<table class=\"ages\" id=\"ages-0\">"), std::string::npos);
+  EXPECT_NE(dom.output.find("Acquired since mark before the screenshot"), std::string::npos);
 
   const std::filesystem::path artifacts = POOLWATCH_ARTIFACT_DIR;
   std::filesystem::create_directories(artifacts);

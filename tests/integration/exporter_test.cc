@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "daemon_process.h"
@@ -289,6 +291,113 @@ TEST(ExporterTest, TheDrainIsBoundedByItsTimeout) {
   EXPECT_NE(log.All().find("1 connection(s) still open after the drain timeout of 200 ms"),
             std::string::npos)
       << log.All();
+}
+
+// Two known functions that hold buffers from different call stacks (noipa: not inlined, cloned
+// or folded together).
+[[gnu::noipa]] BufferId HoldForTheRenderer(BufferPool& pool) {
+  const BufferId id = pool.Acquire(BufferFormat::kF32, 16).id();
+  asm volatile("# renderer" ::: "memory");
+  return id;
+}
+[[gnu::noipa]] BufferId HoldForTheMixer(BufferPool& pool) {
+  const BufferId id = pool.Acquire(BufferFormat::kF32, 4).id();
+  asm volatile("# mixer" ::: "memory");
+  return id;
+}
+
+// The tick thread acquires and releases held buffers from two call stacks while other threads
+// scrape /metrics, /debug and /debug/health and make marks: every answer is one whole frame
+// (its stacks, ages and outstanding count agree), and at the end the attribution is exactly what
+// the loop holds. Run under TSan too (the tsan preset), where a race between the tick thread's
+// attribution and the pages' symbolization would fail it.
+TEST(ExporterTest, AttributionHoldsUnderScrapesAndMarks) {
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  Exporter exporter(options);
+  BufferPool pool({.stack_sampling = 1});
+  HealthMonitor monitor({.loop = "main", .period = 1ms});
+  monitor.AddPool("render", pool);
+  exporter.Attach(monitor);
+  exporter.Start();
+
+  std::atomic<bool> done{false};
+  std::atomic<int> consistent{0};
+  std::atomic<int> inconsistent{0};
+  std::vector<std::thread> scrapers;
+  for (const char* path : {"/debug/health", "/debug", "/metrics"}) {
+    scrapers.emplace_back([&, path = std::string(path)] {
+      while (!done) {
+        const auto answer = HttpGet(exporter.port(), path);
+        if (answer.status != 200) {
+          ++inconsistent;
+          continue;
+        }
+        if (path != "/debug/health") continue;
+        const auto health = nlohmann::json::parse(answer.body)["pools"][0];
+        if (health["latest"].is_null()) continue;
+        std::uint64_t stacks = health["call_stacks"]["unsampled"]["count"];
+        stacks += health["call_stacks"]["other"]["count"].get<std::uint64_t>();
+        for (const auto& top : health["call_stacks"]["top"])
+          stacks += top["count"].get<std::uint64_t>();
+        std::uint64_t aged = 0;
+        for (const auto& bucket : health["ages"]) aged += bucket["count"].get<std::uint64_t>();
+        const std::uint64_t held = health["latest"]["memory"]["outstanding_buffers"];
+        ++(stacks == held && aged == held ? consistent : inconsistent);
+      }
+    });
+  }
+  constexpr int kFrames = 600;
+  std::atomic<int> frames{0};
+  scrapers.emplace_back([&] {  // marks while the loop runs, so the newest are all counted
+    for (int i = 0; frames < kFrames - 100; ++i) {
+      HttpRequest(exporter.port(), "POST", "/debug/mark?name=m" + std::to_string(i));
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+
+  // The loop: each frame holds one renderer buffer and one mixer buffer, and returns the mixer
+  // buffer of four frames ago; the renderer's all stay.
+  std::deque<BufferId> mixer;
+  std::thread tick([&] {
+    for (int frame = 0; frame < kFrames; ++frame) {
+      HoldForTheRenderer(pool);
+      mixer.push_back(HoldForTheMixer(pool));
+      if (mixer.size() > 4) {
+        EXPECT_TRUE(pool.Release(mixer.front()));
+        mixer.pop_front();
+      }
+      monitor.EndFrame({});
+      ++frames;
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  tick.join();
+  ASSERT_TRUE(Eventually([&] { return consistent >= 5; }));
+  done = true;
+  for (std::thread& scraper : scrapers) scraper.join();
+  EXPECT_EQ(inconsistent, 0);
+
+  const auto health =
+      nlohmann::json::parse(HttpGet(exporter.port(), "/debug/health").body)["pools"][0];
+  const auto& top = health["call_stacks"]["top"];
+  ASSERT_EQ(top.size(), 2U) << health["call_stacks"].dump(2);
+  EXPECT_NE(top[0]["function"].get<std::string>().find("HoldForTheRenderer"), std::string::npos);
+  EXPECT_EQ(top[0]["count"], kFrames);
+  EXPECT_EQ(top[0]["bytes"], kFrames * 64);
+  EXPECT_NE(top[1]["function"].get<std::string>().find("HoldForTheMixer"), std::string::npos);
+  EXPECT_EQ(top[1]["count"], 4);
+  EXPECT_EQ(health["latest"]["memory"]["outstanding_buffers"], kFrames + 4);
+  // The newest mark's count is what the loop held since its first frame.
+  const auto& marks = health["marks"];
+  ASSERT_FALSE(marks.empty());
+  for (const auto& mark : marks) {
+    const std::uint64_t since = mark["frame"];
+    const std::uint64_t renderer = since < kFrames ? kFrames - since : 0;
+    const std::uint64_t mixed = std::min<std::uint64_t>(4, renderer);
+    EXPECT_EQ(mark["count"], renderer + mixed) << mark.dump();
+  }
+  exporter.Stop();
 }
 
 }  // namespace

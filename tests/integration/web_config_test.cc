@@ -229,6 +229,16 @@ TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
   EXPECT_EQ(HttpGet(port_, "/metrics").status, 401U);
   EXPECT_EQ(HttpGet(port_, "/metrics", {{"Authorization", "Basic YWxpY2U6c2VjcmV0"}}).status, 200U);
   EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+  // A mark changes what the pages show: it needs the same credentials.
+  EXPECT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=x").status, 401U);
+  EXPECT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=x",
+                        {{"Authorization", BasicAuth("alice", "wrong")}})
+                .status,
+            401U);
+  EXPECT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=x",
+                        {{"Authorization", BasicAuth("alice", "secret")}})
+                .status,
+            201U);
 }
 
 TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {

@@ -36,8 +36,8 @@ namespace {
 // Leaks `times` buffers through one call site, so from one call stack (a loop in the test body
 // could be unrolled into several call sites).
 [[gnu::noipa]] std::vector<Buffer> LeakRepeatedly(Buffer (*leak)(BufferPool&, std::uint32_t),
-                                                     BufferPool& pool, int times,
-                                                     std::uint32_t count) {
+                                                  BufferPool& pool, int times,
+                                                  std::uint32_t count) {
   std::vector<Buffer> buffers;
 #pragma GCC unroll 1
   for (int i = 0; i < times; ++i) buffers.push_back(leak(pool, count));
@@ -60,16 +60,14 @@ TEST(CallStackTest, AnUntaggedLeakIsAttributedToTheFunctionThatLeaks) {
   // The innermost frame is the caller of Acquire(), named with file and line (this test is
   // built with debug information); then the function that called it.
   const SourceLocation leaker = Symbolizer::Shared().Resolve(stacks.top[0].stack.frames[0]);
-  EXPECT_NE(leaker.function.find("LeakFromTheParticleCache"), std::string::npos)
-      << leaker.function;
+  EXPECT_NE(leaker.function.find("LeakFromTheParticleCache"), std::string::npos) << leaker.function;
   EXPECT_NE(leaker.file.find("held_attribution_test.cc"), std::string::npos) << leaker.file;
   EXPECT_GT(leaker.line, 0U);
   const SourceLocation caller = Symbolizer::Shared().Resolve(stacks.top[0].stack.frames[1]);
   EXPECT_NE(caller.function.find("LeakRepeatedly"), std::string::npos) << caller.function;
   // Answered from the cache the second time.
   const std::size_t cached = Symbolizer::Shared().cached();
-  EXPECT_EQ(Symbolizer::Shared().Resolve(stacks.top[0].stack.frames[0]).function,
-            leaker.function);
+  EXPECT_EQ(Symbolizer::Shared().Resolve(stacks.top[0].stack.frames[0]).function, leaker.function);
   EXPECT_EQ(Symbolizer::Shared().cached(), cached);
 }
 
@@ -84,8 +82,9 @@ TEST(CallStackTest, StacksAreRankedByBytesAndTheRestSummed) {
   pool.OutstandingByStack(1, stacks);
   ASSERT_EQ(stacks.top.size(), 1U);
   EXPECT_EQ(stacks.top[0].held, (HeldTally{4, 4 * 4000}));
-  EXPECT_NE(Symbolizer::Shared().Resolve(stacks.top[0].stack.frames[0]).function.find(
-                "LeakFromTheAudioMixer"),
+  EXPECT_NE(Symbolizer::Shared()
+                .Resolve(stacks.top[0].stack.frames[0])
+                .function.find("LeakFromTheAudioMixer"),
             std::string::npos);
   EXPECT_EQ(stacks.other_stacks, 2U);
   EXPECT_EQ(stacks.other, (HeldTally{3, 2 * 400 + 10}));
@@ -169,7 +168,8 @@ TEST(HeldAgesTest, AgesMatchACountOfEveryBufferUnderRandomTraffic) {
   for (int frame = 0; frame < 400; ++frame) {
     const int acquires = std::uniform_int_distribution<int>(0, 4)(random);
     for (int i = 0; i < acquires; ++i) {
-      held.push_back(pool.Acquire(BufferFormat::kU8, static_cast<std::uint32_t>(1 + random() % 5)).id());
+      held.push_back(
+          pool.Acquire(BufferFormat::kU8, static_cast<std::uint32_t>(1 + random() % 5)).id());
     }
     const int releases = std::uniform_int_distribution<int>(0, 3)(random);
     for (int i = 0; i < releases && !held.empty(); ++i) {
@@ -216,8 +216,9 @@ TEST(HeldSinceMarkTest, CountsWhatWasAcquiredAfterTheMarkAndIsStillHeld) {
   EXPECT_EQ(site("after")->count, 1U);
   ASSERT_EQ(since[0].stacks.top.size(), 2U);
   EXPECT_EQ(since[0].stacks.top[0].held, (HeldTally{1, 20}));
-  EXPECT_NE(Symbolizer::Shared().Resolve(since[0].stacks.top[0].stack.frames[0]).function.find(
-                "LeakFromTheParticleCache"),
+  EXPECT_NE(Symbolizer::Shared()
+                .Resolve(since[0].stacks.top[0].stack.frames[0])
+                .function.find("LeakFromTheParticleCache"),
             std::string::npos);
 
   pool.DropMark(7);

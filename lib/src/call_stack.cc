@@ -29,8 +29,9 @@ SourceLocation Symbolizer::Resolve(std::uintptr_t return_address) {
   }
   // A return address points after its call: the call itself is one byte before, which keeps
   // the line right when the call is the last instruction of a line or of an inlined body.
-  const boost::stacktrace::frame frame(
-      reinterpret_cast<boost::stacktrace::frame::native_frame_ptr_t>(return_address - 1));
+  using Address = boost::stacktrace::frame::native_frame_ptr_t;
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): an address the unwinder gave, only looked up
+  const boost::stacktrace::frame frame(reinterpret_cast<Address>(return_address - 1));
   SourceLocation location{frame.name(), frame.source_file(),
                           static_cast<std::uint32_t>(frame.source_line())};
   const std::lock_guard lock(mutex_);

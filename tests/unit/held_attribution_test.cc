@@ -52,7 +52,7 @@ TEST(CallStackTest, AnUntaggedLeakIsAttributedToTheFunctionThatLeaks) {
   HeldStacks stacks;
   pool.OutstandingByStack(8, stacks);
   ASSERT_EQ(stacks.top.size(), 1U);
-  EXPECT_EQ(stacks.top[0].held, (HeldTally{3, 3 * 64 * 4}));
+  EXPECT_EQ(stacks.top[0].held, (HeldTally{3, 3UL * 64 * 4}));
   EXPECT_EQ(stacks.top[0].site, nullptr);
   EXPECT_EQ(stacks.unsampled, HeldTally{});
   ASSERT_GE(stacks.top[0].stack.depth, 2U);
@@ -81,7 +81,7 @@ TEST(CallStackTest, StacksAreRankedByBytesAndTheRestSummed) {
   HeldStacks stacks;
   pool.OutstandingByStack(1, stacks);
   ASSERT_EQ(stacks.top.size(), 1U);
-  EXPECT_EQ(stacks.top[0].held, (HeldTally{4, 4 * 4000}));
+  EXPECT_EQ(stacks.top[0].held, (HeldTally{4, 4UL * 4000}));
   EXPECT_NE(Symbolizer::Shared()
                 .Resolve(stacks.top[0].stack.frames[0])
                 .function.find("LeakFromTheAudioMixer"),
@@ -106,6 +106,12 @@ TEST(CallStackTest, SamplingOffCapturesNothingAndOneInNSamplesAboutThatMany) {
   off.OutstandingByStack(8, stacks);
   EXPECT_TRUE(stacks.top.empty());
   EXPECT_EQ(stacks.unsampled, (HeldTally{100, 800}));
+  // Turned on (a reload), the next Acquire() is captured.
+  off.SetOptions({.stack_sampling = 1});
+  LeakFromTheParticleCache(off, 1);
+  off.OutstandingByStack(8, stacks);
+  ASSERT_EQ(stacks.top.size(), 1U);
+  EXPECT_EQ(stacks.top[0].held, (HeldTally{1, 4}));
 
   BufferPool sampled({.stack_sampling = 16});
   constexpr int kAcquires = 16'000;

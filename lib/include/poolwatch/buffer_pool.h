@@ -247,7 +247,12 @@ class BufferPool {
   void EndFrame();
 
   // Applies new options; a lower cap frees nothing but refuses new memory until under it.
-  void SetOptions(const PoolOptions& options) { options_ = options; }
+  // A new stack_sampling starts a new gap.
+  void SetOptions(const PoolOptions& options) {
+    const bool resample = options.stack_sampling != options_.stack_sampling;
+    options_ = options;
+    if (resample) sample_countdown_ = NextSampleGap();
+  }
   const PoolOptions& options() const { return options_; }
 
   // Stats as of the last EndFrame(); all zero before the first.

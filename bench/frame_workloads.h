@@ -220,7 +220,30 @@ void RegisterFrameBenchmark(Workload workload, const char* variant) {
   });
 }
 
+// `frames` frames in a row: the unit the paired benchmark times. Not inlined, so that the
+// instrumented and the plain pool run their frames from the same loop code.
+template <typename Allocator>
+[[gnu::noinline]] void RunFrames(Allocator& a, Workload workload, std::int64_t frames) {
+  for (std::int64_t i = 0; i < frames; ++i) RunFrame(a, workload);
+}
+
 // Defined in the translation unit built with POOLWATCH_POOL_PLAIN.
 void RegisterPlain(Workload workload);
+
+// A plain pool running one workload, for the paired benchmark in the instrumented translation
+// unit (defined in the plain one, which alone sees that pool).
+class PlainFrames {
+ public:
+  explicit PlainFrames(Workload workload);
+  ~PlainFrames();
+  PlainFrames(const PlainFrames&) = delete;
+  PlainFrames& operator=(const PlainFrames&) = delete;
+  void Run(std::int64_t frames);
+
+ private:
+  struct Pool;
+  std::unique_ptr<Pool> pool_;
+  Workload workload_;
+};
 
 }  // namespace poolwatch::bench

@@ -1,5 +1,7 @@
 // Built with POOLWATCH_POOL_PLAIN: BufferPool here is the pool with its instrumentation
 // compiled out (namespace poolwatch::plain).
+#include <memory>
+
 #include "frame_workloads.h"
 #include "poolwatch/buffer_pool.h"
 
@@ -10,5 +12,14 @@ namespace poolwatch::bench {
 void RegisterPlain(Workload workload) {
   RegisterFrameBenchmark<PoolAllocator<BufferPool>>(workload, "plain");
 }
+
+struct PlainFrames::Pool {
+  PoolAllocator<BufferPool> allocator;
+};
+
+PlainFrames::PlainFrames(Workload workload)
+    : pool_(std::make_unique<Pool>()), workload_(workload) {}
+PlainFrames::~PlainFrames() = default;
+void PlainFrames::Run(std::int64_t frames) { RunFrames(pool_->allocator, workload_, frames); }
 
 }  // namespace poolwatch::bench

@@ -8,11 +8,16 @@
 //   BM_<Workload>/arena         a bump arena reset per frame: the lower bound
 //   BM_<Workload>/mimalloc      the same frame on mi_malloc/mi_free
 //   BM_<Workload>/malloc        the same frame on glibc's malloc/free
+// and BM_<Workload>/paired times the instrumented and the plain pool in alternation, for their
+// ratio.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <mimalloc.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -304,6 +309,57 @@ void BM_SymbolizeCached(benchmark::State& state) {
 }
 BENCHMARK(BM_SymbolizeCached);
 
+// The instrumented pool against the plain one, paired: chunks of frames (about 20 000
+// allocations each, tens of microseconds) on each pool in turn, which of the two goes first
+// alternating, so that both meet the machine in the same moments. Separate benchmarks
+// (`/instrumented`, `/plain`) run seconds apart, and on a VM whose speed changes between them
+// by up to 1.5x, their quotient moves by more than the instrumentation costs. Counters: the
+// medians over the pairs of each pool's ns per frame and of their quotient (`ratio`).
+void BM_Paired(benchmark::State& state, Workload workload) {
+  using Clock = std::chrono::steady_clock;
+  PoolAllocator<BufferPool> instrumented;
+  PlainFrames plain(workload);
+  const std::int64_t frames = std::max<std::int64_t>(1, 20'000 / AllocationsPerFrame(workload));
+  RunFrames(instrumented, workload, frames);  // warm: each pool's first frame allocates
+  plain.Run(frames);
+  const auto time_instrumented = [&] {
+    const Clock::time_point start = Clock::now();
+    RunFrames(instrumented, workload, frames);
+    return Clock::now() - start;
+  };
+  const auto time_plain = [&] {
+    const Clock::time_point start = Clock::now();
+    plain.Run(frames);
+    return Clock::now() - start;
+  };
+  std::vector<double> instrumented_ns, plain_ns, ratios;
+  bool instrumented_first = true;
+  for (auto _ : state) {
+    Clock::duration with, without;
+    if (instrumented_first) {
+      with = time_instrumented();
+      without = time_plain();
+    } else {
+      without = time_plain();
+      with = time_instrumented();
+    }
+    instrumented_first = !instrumented_first;
+    const double frames_in_chunk = static_cast<double>(frames);
+    instrumented_ns.push_back(std::chrono::duration<double, std::nano>(with).count() /
+                              frames_in_chunk);
+    plain_ns.push_back(std::chrono::duration<double, std::nano>(without).count() / frames_in_chunk);
+    ratios.push_back(instrumented_ns.back() / plain_ns.back());
+  }
+  const auto median = [](std::vector<double>& values) {
+    auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+    std::nth_element(values.begin(), middle, values.end());
+    return *middle;
+  };
+  state.counters["instrumented_ns"] = median(instrumented_ns);
+  state.counters["plain_ns"] = median(plain_ns);
+  state.counters["ratio"] = median(ratios);
+}
+
 }  // namespace
 }  // namespace poolwatch::bench
 
@@ -319,6 +375,8 @@ int main(int argc, char** argv) {
     RegisterFrameBenchmark<ArenaAllocator>(workload, "arena");
     RegisterFrameBenchmark<HeapAllocator<Mimalloc>>(workload, "mimalloc");
     RegisterFrameBenchmark<MallocAllocator>(workload, "malloc");
+    benchmark::RegisterBenchmark((std::string(WorkloadName(workload)) + "/paired").c_str(),
+                                 BM_Paired, workload);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

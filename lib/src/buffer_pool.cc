@@ -32,8 +32,8 @@ Buffer BufferPool::AllocSlow(BufferFormat format, std::uint32_t count) {
   const Slot& slot = slots_[slot_index];
   key.stack.push_back({slot.memory, slot_index, slot.generation});
   ++key.cursor;
-  if constexpr (kPoolInstrumented) frame_scoped_ += kScopedCount + key.buffer_bytes;
-  return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
+  if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
+  return {slot.memory, key.buffer_bytes(), format, count, BufferId{slot_index, slot.generation}};
 }
 
 // Marks the key used this frame; on its first use in the frame, its cursor goes back to 0 (the
@@ -80,10 +80,10 @@ Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char*
         sample_countdown_ = NextSampleGap();
       }
     }
-    held_bytes_ += key.buffer_bytes;
+    held_bytes_ += key.buffer_bytes();
     AttributeHeld(slot_index);
   }
-  return {slot.memory, key.buffer_bytes, format, count, BufferId{slot_index, slot.generation}};
+  return {slot.memory, key.buffer_bytes(), format, count, BufferId{slot_index, slot.generation}};
 }
 
 bool BufferPool::Release(BufferId id) {
@@ -103,8 +103,8 @@ bool BufferPool::Release(BufferId id) {
     changed_ = true;
     // In-use bytes only fall at a release (or at the frame's end): the frame's peak is the
     // most of what was in use just before one.
-    frame_peak_ = std::max(frame_peak_, held_bytes_ + (frame_scoped_ & kScopedBytesMask));
-    held_bytes_ -= key.buffer_bytes;
+    frame_peak_ = std::max(frame_peak_, held_bytes_ + (frame_scoped_ >> kScopedBytesShift));
+    held_bytes_ -= key.buffer_bytes();
   }
   slot.state = SlotState::kPooled;
   key.stack.push_back({slot.memory, id.slot, slot.generation});
@@ -127,8 +127,8 @@ void BufferPool::EndFrame() {
     } else {
       // Each was an allocation and is now a release; with no release during the frame, its
       // end is its peak.
-      const std::uint64_t n = frame_scoped_ >> kScopedCountShift;
-      sealed_.last_frame = {frame_, n, n, held_bytes_ + (frame_scoped_ & kScopedBytesMask)};
+      const std::uint64_t n = frame_scoped_ & kScopedCountMask;
+      sealed_.last_frame = {frame_, n, n, held_bytes_ + (frame_scoped_ >> kScopedBytesShift)};
       sealed_.allocations_total += n;
       sealed_.releases_total += n;
     }
@@ -142,11 +142,11 @@ void BufferPool::EndFrame() {
 }
 
 void BufferPool::SealChanged() {
-  const std::uint64_t scoped = frame_scoped_ >> kScopedCountShift;
+  const std::uint64_t scoped = frame_scoped_ & kScopedCountMask;
   const std::uint64_t allocations = frame_acquires_ + scoped;
   const std::uint64_t releases = frame_releases_ + scoped;
   const std::uint64_t peak =
-      std::max(frame_peak_, held_bytes_ + (frame_scoped_ & kScopedBytesMask));
+      std::max(frame_peak_, held_bytes_ + (frame_scoped_ >> kScopedBytesShift));
   sealed_.last_frame = {frame_, allocations, releases, peak};
   frame_peak_ = 0;
   sealed_.allocations_total += allocations;
@@ -228,7 +228,7 @@ void BufferPool::SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 
   age_edges_.fill(kNone);
   next_aging_frame_ = 0;
   for (std::uint32_t slot = age_chain_.oldest; slot != kNone; slot = slots_[slot].age_links.next) {
-    ages_[0].Add(keys_[slots_[slot].key].buffer_bytes);
+    ages_[0].Add(keys_[slots_[slot].key].buffer_bytes());
     for (std::uint32_t& edge : age_edges_) {
       if (edge == kNone) edge = slot;
     }
@@ -244,7 +244,7 @@ void BufferPool::AgeHeld() {
   for (std::size_t i = 0; i < age_edges_.size(); ++i) {
     std::uint32_t& edge = age_edges_[i];
     while (edge != kNone && frame_ - slots_[edge].frame >= age_bounds_[i]) {
-      const std::uint64_t bytes = keys_[slots_[edge].key].buffer_bytes;
+      const std::uint64_t bytes = keys_[slots_[edge].key].buffer_bytes();
       ages_[i].Remove(bytes);
       ages_[i + 1].Add(bytes);
       edge = slots_[edge].age_links.next;
@@ -344,7 +344,7 @@ void BufferPool::Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_ind
 // mark (all of them older than it).
 void BufferPool::AttributeHeld(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
-  const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
+  const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
   const GroupKey key{slot.site, keys_[slot.key].format};
   auto [it, added] = group_index_.try_emplace(key, static_cast<std::uint32_t>(groups_.size()));
   if (added) groups_.push_back({key.site, key.format, {}, {}});
@@ -383,7 +383,7 @@ void BufferPool::AttributeHeld(std::uint32_t slot_index) {
 
 void BufferPool::UnattributeHeld(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
-  const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
+  const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
   for (Mark& mark : marks_) {
     if (slot.frame < mark.frame) continue;
     mark.held.Remove(bytes);
@@ -421,14 +421,14 @@ BufferPool::Audit BufferPool::AuditBytes() const {
   Audit audit;
   for (const Slot& slot : slots_) {
     if (slot.memory == nullptr) continue;
-    const std::uint64_t bytes = keys_[slot.key].buffer_bytes;
+    const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
     audit.pooled_bytes += bytes;
     ++audit.buffers;
     if (slot.state == SlotState::kHeld) audit.in_use_bytes += bytes;
   }
   for (const Key& key : keys_) {
     if (key.active && key.last_used_frame == frame_)
-      audit.in_use_bytes += key.cursor * key.buffer_bytes;
+      audit.in_use_bytes += key.cursor * key.buffer_bytes();
   }
   return audit;
 }
@@ -449,7 +449,8 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   key.packed = packed;
   key.format = format;
   key.count = count;
-  key.buffer_bytes = static_cast<std::uint64_t>(count) * ElementSize(format);
+  const std::uint64_t buffer_bytes = static_cast<std::uint64_t>(count) * ElementSize(format);
+  key.scoped_step = (buffer_bytes << kScopedBytesShift) | 1;
   key.cursor = 0;
   key.last_used_frame = frame_;
   key.stack.clear();
@@ -502,7 +503,7 @@ void BufferPool::TableErase(std::uint64_t packed) {
 
 // A slot with new memory for the key, counted as a miss; kNone when the byte cap refuses it.
 std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
-  const std::uint64_t bytes = keys_[key_index].buffer_bytes;
+  const std::uint64_t bytes = keys_[key_index].buffer_bytes();
   if constexpr (kPoolInstrumented) changed_ = true;
   if ((options_.max_bytes != 0 && pooled_bytes_ + bytes > options_.max_bytes) ||
       pooled_bytes_ + bytes >= kMaxPooledBytes ||
@@ -599,8 +600,8 @@ void BufferPool::Trim() {
     }
     if constexpr (kPoolInstrumented) changed_ = changed_ || !key.stack.empty();
     for (const StackEntry& entry : key.stack) {
-      pooled_bytes_ -= key.buffer_bytes;
-      if constexpr (kPoolInstrumented) trimmed_bytes_ += key.buffer_bytes;
+      pooled_bytes_ -= key.buffer_bytes();
+      if constexpr (kPoolInstrumented) trimmed_bytes_ += key.buffer_bytes();
       FreeSlotMemory(entry.slot);
     }
     key.stack.clear();
@@ -626,7 +627,7 @@ void BufferPool::DropKey(std::uint32_t key_index) {
 OutstandingBuffer BufferPool::Describe(std::uint32_t slot_index) const {
   const Slot& slot = slots_[slot_index];
   const Key& key = keys_[slot.key];
-  return {slot.site, key.format, key.buffer_bytes, slot.frame};
+  return {slot.site, key.format, key.buffer_bytes(), slot.frame};
 }
 
 }  // namespace POOLWATCH_POOL_NAMESPACE

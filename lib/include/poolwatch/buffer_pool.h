@@ -227,9 +227,9 @@ class BufferPool {
         key.cursor = 0;
       }
       if (key.cursor < key.stack.size()) {
-        if constexpr (kPoolInstrumented) frame_scoped_ += kScopedCount + key.buffer_bytes;
+        if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
         const StackEntry& entry = key.stack[key.cursor++];
-        return {entry.memory, key.buffer_bytes, format, count,
+        return {entry.memory, key.buffer_bytes(), format, count,
                 BufferId{entry.slot, entry.generation}};
       }
     }
@@ -395,7 +395,9 @@ class BufferPool {
     // The frame-scoped path reads only these.
     std::uint32_t cursor = 0;  // stack[0, cursor) went out through Alloc() in last_used_frame
     std::uint32_t count = 0;
-    std::uint64_t buffer_bytes = 0;
+    // The buffer's bytes from bit kScopedBytesShift up, and 1 below: what an Alloc() of the
+    // key adds to frame_scoped_, ready to add (no constant to load on the fast path).
+    std::uint64_t scoped_step = 0;
     std::uint64_t last_used_frame = 0;
     // The key's pooled buffers: stack[0, cursor) frame-scoped, the rest free. A frame's first
     // Alloc() of the key resets the cursor, as an arena resets, so EndFrame() visits no key;
@@ -411,6 +413,8 @@ class BufferPool {
     std::uint64_t queued_frame = 0;
     std::uint32_t queue_prev = kNone;
     std::uint32_t queue_next = kNone;
+
+    std::uint64_t buffer_bytes() const { return scoped_step >> kScopedBytesShift; }
   };
 
   // The key table: open addressing with linear probing, at most half full, so a probe for a
@@ -491,13 +495,15 @@ class BufferPool {
   std::vector<Mark> marks_;
   std::uint64_t held_version_ = 0;
 
-  // This frame's frame-scoped allocations, counted as they happen with one add each: the
-  // count in the bits from kScopedCountShift up, their bytes below. Both fit: a frame's
-  // frame-scoped buffers are distinct buffers of the pool, which holds fewer than kMaxBuffers
-  // of them and fewer than kMaxPooledBytes. Every one is also a release at EndFrame().
-  static constexpr int kScopedCountShift = 40;
-  static constexpr std::uint64_t kScopedCount = std::uint64_t{1} << kScopedCountShift;
-  static constexpr std::uint64_t kScopedBytesMask = kScopedCount - 1;
+  // This frame's frame-scoped allocations, counted as they happen with one add each (of the
+  // key's scoped_step): the count in the bits below kScopedBytesShift, their bytes above. Both
+  // fit: a frame's frame-scoped buffers are distinct buffers of the pool, which holds at most
+  // kMaxBuffers of them and fewer than kMaxPooledBytes. Every one is also a release at
+  // EndFrame().
+  static constexpr int kScopedBytesShift = 24;
+  static constexpr std::uint64_t kScopedCountMask = (std::uint64_t{1} << kScopedBytesShift) - 1;
+  static_assert(kMaxBuffers <= kScopedCountMask);
+  static_assert(kMaxPooledBytes <= std::uint64_t{1} << (64 - kScopedBytesShift));
   std::uint64_t frame_scoped_ = 0;
   std::uint64_t frame_acquires_ = 0;
   std::uint64_t frame_releases_ = 0;

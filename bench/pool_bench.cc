@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -309,46 +310,41 @@ void BM_SymbolizeCached(benchmark::State& state) {
 }
 BENCHMARK(BM_SymbolizeCached);
 
-// The instrumented pool against the plain one, paired: chunks of frames (about 20 000
-// allocations each, tens of microseconds) on each pool in turn, which of the two goes first
-// alternating, so that both meet the machine in the same moments. Separate benchmarks
-// (`/instrumented`, `/plain`) run seconds apart, and on a VM whose speed changes between them
-// by up to 1.5x, their quotient moves by more than the instrumentation costs. Counters: the
-// medians over the pairs of each pool's ns per frame and of their quotient (`ratio`).
-void BM_Paired(benchmark::State& state, Workload workload) {
-  using Clock = std::chrono::steady_clock;
+// The instrumented pool against another variant of the same workload, paired: chunks of frames
+// (about 20 000 allocations each, tens of microseconds) on each in turn, which of the two goes
+// first alternating, so that both meet the machine in the same moments. Separate benchmarks
+// (`/instrumented`, `/plain`, ...) run seconds apart, and on a VM whose speed changes between
+// them by up to 1.5x, their quotient moves by more than the instrumentation costs. Counters: the
+// medians over the pairs of each one's ns per frame (`instrumented_ns`, `<other>_ns`) and of
+// their quotient (`ratio`, instrumented over the other).
+void BM_Paired(benchmark::State& state, Workload workload, const std::string& other,
+               const std::function<void(std::int64_t frames)>& run_other) {
   PoolAllocator<BufferPool> instrumented;
-  PlainFrames plain(workload);
-  const std::int64_t frames = std::max<std::int64_t>(1, 20'000 / AllocationsPerFrame(workload));
-  RunFrames(instrumented, workload, frames);  // warm: each pool's first frame allocates
-  plain.Run(frames);
-  const auto time_instrumented = [&] {
-    const Clock::time_point start = Clock::now();
+  const auto run_instrumented = [&](std::int64_t frames) {
     RunFrames(instrumented, workload, frames);
-    return Clock::now() - start;
   };
-  const auto time_plain = [&] {
-    const Clock::time_point start = Clock::now();
-    plain.Run(frames);
-    return Clock::now() - start;
+  const std::int64_t frames = std::max<std::int64_t>(1, 20'000 / AllocationsPerFrame(workload));
+  run_instrumented(frames);  // warm: the first frame of each allocates
+  run_other(frames);
+  const auto ns_per_frame = [&](const auto& run) {
+    const auto start = std::chrono::steady_clock::now();
+    run(frames);
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+               .count() /
+           static_cast<double>(frames);
   };
-  std::vector<double> instrumented_ns, plain_ns, ratios;
+  std::vector<double> instrumented_ns, other_ns, ratios;
   bool instrumented_first = true;
   for (auto _ : state) {
-    Clock::duration with, without;
     if (instrumented_first) {
-      with = time_instrumented();
-      without = time_plain();
+      instrumented_ns.push_back(ns_per_frame(run_instrumented));
+      other_ns.push_back(ns_per_frame(run_other));
     } else {
-      without = time_plain();
-      with = time_instrumented();
+      other_ns.push_back(ns_per_frame(run_other));
+      instrumented_ns.push_back(ns_per_frame(run_instrumented));
     }
     instrumented_first = !instrumented_first;
-    const double frames_in_chunk = static_cast<double>(frames);
-    instrumented_ns.push_back(std::chrono::duration<double, std::nano>(with).count() /
-                              frames_in_chunk);
-    plain_ns.push_back(std::chrono::duration<double, std::nano>(without).count() / frames_in_chunk);
-    ratios.push_back(instrumented_ns.back() / plain_ns.back());
+    ratios.push_back(instrumented_ns.back() / other_ns.back());
   }
   const auto median = [](std::vector<double>& values) {
     auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
@@ -356,8 +352,21 @@ void BM_Paired(benchmark::State& state, Workload workload) {
     return *middle;
   };
   state.counters["instrumented_ns"] = median(instrumented_ns);
-  state.counters["plain_ns"] = median(plain_ns);
+  state.counters[other + "_ns"] = median(other_ns);
   state.counters["ratio"] = median(ratios);
+}
+
+// `BM_<Workload>/paired_<other>`: the instrumented pool paired with an anchor of the frame
+// table, for the targets that are ratios to it.
+template <typename Allocator>
+void RegisterPaired(Workload workload, const std::string& other) {
+  benchmark::RegisterBenchmark((std::string(WorkloadName(workload)) + "/paired_" + other).c_str(),
+                               [workload, other](benchmark::State& state) {
+                                 Allocator allocator;
+                                 BM_Paired(state, workload, other, [&](std::int64_t frames) {
+                                   RunFrames(allocator, workload, frames);
+                                 });
+                               });
 }
 
 }  // namespace
@@ -376,7 +385,13 @@ int main(int argc, char** argv) {
     RegisterFrameBenchmark<HeapAllocator<Mimalloc>>(workload, "mimalloc");
     RegisterFrameBenchmark<MallocAllocator>(workload, "malloc");
     benchmark::RegisterBenchmark((std::string(WorkloadName(workload)) + "/paired").c_str(),
-                                 BM_Paired, workload);
+                                 [workload](benchmark::State& state) {
+                                   PlainFrames plain(workload);
+                                   BM_Paired(state, workload, "plain",
+                                             [&](std::int64_t frames) { plain.Run(frames); });
+                                 });
+    RegisterPaired<ArenaAllocator>(workload, "arena");
+    RegisterPaired<HeapAllocator<Mimalloc>>(workload, "mimalloc");
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

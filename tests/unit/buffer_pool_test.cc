@@ -74,6 +74,37 @@ TEST(BufferPoolTest, StatsAreSealedAtReleaseAllAndResetForTheNextFrame) {
   EXPECT_EQ(pool.Stats().frames, 2U);
 }
 
+// A frame of frame-scoped traffic only seals less than a frame with held traffic; what Stats()
+// shows for it must still be that frame's alone, with the totals of both.
+TEST(BufferPoolTest, AFrameOfFrameScopedTrafficOnlyAfterHeldTrafficShowsItsOwnCounts) {
+  BufferPool pool;
+  pool.Alloc(BufferFormat::kU8, 100);
+  const BufferId held = pool.Acquire(BufferFormat::kU8, 1000).id();
+  pool.Alloc(BufferFormat::kU8, 10);
+  ASSERT_TRUE(pool.Release(held));
+  pool.EndFrame();
+  EXPECT_EQ(pool.Stats().last_frame, (PoolFrameStats{0, 3, 3, 1110}));
+
+  pool.Alloc(BufferFormat::kU8, 100);
+  pool.EndFrame();
+  const PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.last_frame, (PoolFrameStats{1, 1, 1, 100}));
+  EXPECT_EQ(stats.frames, 2U);
+  EXPECT_EQ(stats.allocations_total, 4U);
+  EXPECT_EQ(stats.releases_total, 4U);
+  EXPECT_EQ(stats.in_use_bytes, 0U);
+
+  const BufferId kept = pool.Acquire(BufferFormat::kU8, 1000).id();
+  ASSERT_TRUE(kept.valid());
+  pool.EndFrame();
+  pool.Alloc(BufferFormat::kU8, 10);
+  pool.EndFrame();  // the held buffer is in use throughout: part of this frame's peak
+  EXPECT_EQ(pool.Stats().last_frame, (PoolFrameStats{3, 1, 1, 1010}));
+  EXPECT_EQ(pool.Stats().allocations_total, 6U);
+  EXPECT_EQ(pool.Stats().releases_total, 5U);
+  EXPECT_EQ(pool.Stats().outstanding_buffers, 1U);
+}
+
 // The sketch counted releases as inUse.size, the number of keys; they are buffers.
 TEST(BufferPoolTest, ReleasesAreCountedInBuffersWhenOneKeyHoldsMany) {
   BufferPool pool;
@@ -314,6 +345,9 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
   std::uint64_t in_use = 0;                 // bytes of every buffer out now
   std::uint64_t peak = 0;                   // the most in_use of this frame
   std::uint64_t frame_scoped_bytes = 0;
+  std::uint64_t allocations_total = 0;
+  std::uint64_t releases_total = 0;
+  PoolStats sealed;  // Stats() at the last EndFrame(): nothing in a frame may change it
 
   const auto hand_out = [&](const Buffer& buffer, KeyOf key) {
     ASSERT_TRUE(out.insert(buffer.data()).second) << "memory handed out twice, frame " << frame;
@@ -373,7 +407,9 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
         std::erase_if(keys, [&](const auto& entry) {
           return entry.second.held == 0 && entry.second.last_use + kIdle <= frame;
         });
-        const PoolStats& stats = pool.Stats();
+        sealed = pool.Stats();
+        const PoolStats& stats = sealed;
+        ASSERT_EQ(stats.frames, frame + 1);
         ASSERT_EQ(stats.last_frame.frame, frame);
         ASSERT_EQ(stats.last_frame.allocations, allocations) << "frame " << frame;
         ASSERT_EQ(stats.last_frame.releases, releases + frame_scoped) << "frame " << frame;
@@ -385,10 +421,15 @@ TEST(BufferPoolTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
         ASSERT_EQ(stats.keys, keys.size()) << "frame " << frame;
         ASSERT_EQ(stats.outstanding_buffers, held.size());
         ASSERT_EQ(pool.AuditBytes().pooled_bytes, stats.pooled_bytes);
+        allocations_total += allocations;
+        releases_total += releases + frame_scoped;
+        ASSERT_EQ(stats.allocations_total, allocations_total) << "frame " << frame;
+        ASSERT_EQ(stats.releases_total, releases_total) << "frame " << frame;
         ++frame;
         allocations = releases = frame_scoped = 0;
         break;
     }
+    ASSERT_EQ(pool.Stats(), sealed) << "Stats() changed within frame " << frame << ", op " << op;
   }
   EXPECT_GT(frame, 1000U);
   EXPECT_GT(pool.Stats().allocation_failures_total, 0U);

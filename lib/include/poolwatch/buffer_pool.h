@@ -85,6 +85,7 @@ struct PoolFrameStats {
   std::int64_t Imbalance() const {
     return static_cast<std::int64_t>(allocations) - static_cast<std::int64_t>(releases);
   }
+  friend bool operator==(const PoolFrameStats&, const PoolFrameStats&) = default;
 };
 
 // The pool's numbers as of the end of the last completed frame.
@@ -100,6 +101,7 @@ struct PoolStats {
   std::uint64_t pooled_bytes = 0;         // owned by the pool: free + in use
   std::uint64_t in_use_bytes = 0;         // handed out and not returned
   std::uint64_t keys = 0;                 // distinct (format, count) keys
+  friend bool operator==(const PoolStats&, const PoolStats&) = default;
 };
 
 // One buffer that is handed out and not yet returned, for leak attribution.

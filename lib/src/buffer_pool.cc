@@ -112,33 +112,53 @@ bool BufferPool::Release(BufferId id) {
   return true;
 }
 
+// Sealing writes the frame's numbers straight into Stats(): nothing between two EndFrame()
+// calls changes what Stats() shows.
+void BufferPool::SealScoped() {
+  // Each was an allocation and is now a release; with no release during the frame, its end is
+  // its peak.
+  const std::uint64_t n = frame_scoped_ & kScopedCountMask;
+  sealed_.last_frame = {frame_, n, n, held_bytes_ + (frame_scoped_ >> kScopedBytesShift)};
+  sealed_.allocations_total += n;
+  sealed_.releases_total += n;
+}
+
+// Counts the frame sealed and starts the next one; ages held buffers when one crosses a bound.
+void BufferPool::NextFrame() {
+  sealed_.frames = frame_ + 1;
+  frame_scoped_ = 0;
+  ++frame_;
+  if (frame_ >= next_aging_frame_) AgeHeld();
+}
+
 // Frame-scoped buffers return without a visit: the keys reset their cursors at their next use.
 // What is left is trimming (when on) and sealing, so a frame's end costs what an arena's reset
 // and a few counters cost.
 void BufferPool::EndFrame() {
-  if (options_.trim_idle_frames != 0) Trim();
-
   if constexpr (kPoolInstrumented) {
-    // Sealing writes the frame's numbers straight into Stats(): nothing between two
-    // EndFrame() calls changes what Stats() shows. A frame of frame-scoped traffic only (the
-    // common one) seals four numbers; anything else seals the rest too.
-    if (changed_) {
-      SealChanged();
-    } else {
-      // Each was an allocation and is now a release; with no release during the frame, its
-      // end is its peak.
-      const std::uint64_t n = frame_scoped_ & kScopedCountMask;
-      sealed_.last_frame = {frame_, n, n, held_bytes_ + (frame_scoped_ >> kScopedBytesShift)};
-      sealed_.allocations_total += n;
-      sealed_.releases_total += n;
+    // A frame of frame-scoped traffic only (the common one) seals four numbers here, with no
+    // call but a tail call, so that the function needs no frame of its own; anything else
+    // (held traffic, new memory, trimming on) takes EndBusyFrame().
+    if (changed_ || options_.trim_idle_frames != 0) {
+      EndBusyFrame();
+      return;
     }
-    sealed_.frames = frame_ + 1;
-    frame_scoped_ = 0;
+    SealScoped();
+    NextFrame();
+  } else {
+    if (options_.trim_idle_frames != 0) Trim();
+    ++frame_;
   }
-  ++frame_;
-  if constexpr (kPoolInstrumented) {
-    if (frame_ >= next_aging_frame_) AgeHeld();
+}
+
+void BufferPool::EndBusyFrame() {
+  if (options_.trim_idle_frames != 0) Trim();
+  if (changed_) {
+    SealChanged();
+  } else {
+    SealScoped();
   }
+  NextFrame();
 }
 
 void BufferPool::SealChanged() {

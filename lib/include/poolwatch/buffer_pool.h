@@ -443,7 +443,10 @@ class BufferPool {
   }
 
   Buffer AllocSlow(BufferFormat format, std::uint32_t count);
+  [[gnu::noinline]] void EndBusyFrame();  // kept out of EndFrame()'s fast path
+  void SealScoped();
   void SealChanged();
+  void NextFrame();
   std::uint32_t FindOrAddKey(BufferFormat format, std::uint32_t count);
   void TableInsert(std::uint64_t packed, std::uint32_t index);  // counted in active_keys_
   void TablePlace(const TableEntry& entry);

@@ -286,10 +286,6 @@ TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperation
   EXPECT_GT(pool.Stats().trimmed_bytes_total, 0U);
 }
 
-// A model of the pool's contract, kept by the test: which keys exist (trimmed exactly when idle
-// for trim_idle_frames with nothing held), what each frame allocates and releases, and that no
-// two buffers out at once share memory. Checked after every frame of 20k random operations over
-// few keys, so that keys are reused, trimmed, refused by the cap and made again.
 // The frame's peak is the most in use at any moment: a held buffer released in the middle of
 // the frame counts until its release, frame-scoped buffers until the frame's end.
 TEST(BufferPoolTest, FramePeakInUseBytesIsTheMostInUseAtAnyMoment) {
@@ -321,8 +317,12 @@ TEST(BufferPoolTest, FramePeakInUseBytesIsTheMostInUseAtAnyMoment) {
   EXPECT_EQ(pool.Stats().last_frame.allocations, 0U);
 }
 
-// Run with trimming off (0: keys are never dropped) and on, since a frame with trimming on
-// always ends the long way (EndBusyFrame()) and one without it mostly the short way.
+// A model of the pool's contract, kept by the test: which keys exist (trimmed exactly when idle
+// for trim_idle_frames with nothing held), what each frame allocates and releases, and that no
+// two buffers out at once share memory. Checked after every frame of 20k random operations over
+// few keys, so that keys are reused, refused by the cap, and trimmed and made again. Run with
+// trimming off (0: keys are never dropped) and on, since a frame with trimming on always ends
+// the long way (EndBusyFrame()) and one without it mostly the short way.
 class BufferPoolModelTest : public testing::TestWithParam<std::uint32_t> {};
 
 TEST_P(BufferPoolModelTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "poolwatch/buffer_format.h"
+#include "poolwatch/buffer_pool.h"
 
 namespace poolwatch::bench {
 
@@ -105,6 +106,7 @@ void RunFrame(Allocator& a, Workload workload) {
 
 template <typename Pool>
 struct PoolAllocator {
+  explicit PoolAllocator(PoolOptions options = {}) : pool(options) {}
   Pool pool;
   void* Alloc(BufferFormat format, std::uint32_t count) { return pool.Alloc(format, count).data(); }
   void EndFrame() { pool.EndFrame(); }
@@ -234,7 +236,7 @@ void RegisterPlain(Workload workload);
 // unit (defined in the plain one, which alone sees that pool).
 class PlainFrames {
  public:
-  explicit PlainFrames(Workload workload);
+  explicit PlainFrames(Workload workload, PoolOptions options = {});
   ~PlainFrames();
   PlainFrames(const PlainFrames&) = delete;
   PlainFrames& operator=(const PlainFrames&) = delete;

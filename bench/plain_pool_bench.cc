@@ -14,11 +14,12 @@ void RegisterPlain(Workload workload) {
 }
 
 struct PlainFrames::Pool {
+  explicit Pool(PoolOptions options) : allocator(options) {}
   PoolAllocator<BufferPool> allocator;
 };
 
-PlainFrames::PlainFrames(Workload workload)
-    : pool_(std::make_unique<Pool>()), workload_(workload) {}
+PlainFrames::PlainFrames(Workload workload, PoolOptions options)
+    : pool_(std::make_unique<Pool>(options)), workload_(workload) {}
 PlainFrames::~PlainFrames() = default;
 void PlainFrames::Run(std::int64_t frames) { RunFrames(pool_->allocator, workload_, frames); }
 

@@ -9,7 +9,7 @@
 //   BM_<Workload>/mimalloc      the same frame on mi_malloc/mi_free
 //   BM_<Workload>/malloc        the same frame on glibc's malloc/free
 // and BM_<Workload>/paired times the instrumented and the plain pool in alternation, for their
-// ratio.
+// ratio; BM_<Workload>/paired_trimming does the same with trimming on in both.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <mimalloc.h>
@@ -318,8 +318,9 @@ BENCHMARK(BM_SymbolizeCached);
 // medians over the pairs of each one's ns per frame (`instrumented_ns`, `<other>_ns`) and of
 // their quotient (`ratio`, instrumented over the other).
 void BM_Paired(benchmark::State& state, Workload workload, const std::string& other,
-               const std::function<void(std::int64_t frames)>& run_other) {
-  PoolAllocator<BufferPool> instrumented;
+               const std::function<void(std::int64_t frames)>& run_other,
+               PoolOptions options = {}) {
+  PoolAllocator<BufferPool> instrumented(options);
   const auto run_instrumented = [&](std::int64_t frames) {
     RunFrames(instrumented, workload, frames);
   };
@@ -356,6 +357,22 @@ void BM_Paired(benchmark::State& state, Workload workload, const std::string& ot
   state.counters["ratio"] = median(ratios);
 }
 
+// Trimming as the README's render pool has it: keys idle for 600 frames (10 s at 60 Hz) lose
+// their free buffers. The workloads use every key every frame, so nothing is ever trimmed: what
+// `/paired_trimming` adds to `/paired` is the cost of watching for idle keys.
+constexpr PoolOptions kTrimming{.trim_idle_frames = 600};
+
+// `BM_<Workload>/<name>`: the instrumented pool paired with the plain one, both with `options`.
+void RegisterPairedPlain(Workload workload, const char* name, PoolOptions options) {
+  benchmark::RegisterBenchmark((std::string(WorkloadName(workload)) + "/" + name).c_str(),
+                               [workload, options](benchmark::State& state) {
+                                 PlainFrames plain(workload, options);
+                                 BM_Paired(
+                                     state, workload, "plain",
+                                     [&](std::int64_t frames) { plain.Run(frames); }, options);
+                               });
+}
+
 // `BM_<Workload>/paired_<other>`: the instrumented pool paired with an anchor of the frame
 // table, for the targets that are ratios to it.
 template <typename Allocator>
@@ -384,12 +401,8 @@ int main(int argc, char** argv) {
     RegisterFrameBenchmark<ArenaAllocator>(workload, "arena");
     RegisterFrameBenchmark<HeapAllocator<Mimalloc>>(workload, "mimalloc");
     RegisterFrameBenchmark<MallocAllocator>(workload, "malloc");
-    benchmark::RegisterBenchmark((std::string(WorkloadName(workload)) + "/paired").c_str(),
-                                 [workload](benchmark::State& state) {
-                                   PlainFrames plain(workload);
-                                   BM_Paired(state, workload, "plain",
-                                             [&](std::int64_t frames) { plain.Run(frames); });
-                                 });
+    RegisterPairedPlain(workload, "paired", {});
+    RegisterPairedPlain(workload, "paired_trimming", kTrimming);
     RegisterPaired<ArenaAllocator>(workload, "arena");
     RegisterPaired<HeapAllocator<Mimalloc>>(workload, "mimalloc");
   }

@@ -132,27 +132,27 @@ void BufferPool::NextFrame() {
 }
 
 // Frame-scoped buffers return without a visit: the keys reset their cursors at their next use.
-// What is left is trimming (when on) and sealing, so a frame's end costs what an arena's reset
-// and a few counters cost.
+// What is left is trimming (only in a frame where a key may be idle) and sealing, so a frame's
+// end costs what an arena's reset and a few counters cost.
 void BufferPool::EndFrame() {
   if constexpr (kPoolInstrumented) {
     // A frame of frame-scoped traffic only (the common one) seals four numbers here, with no
     // call but a tail call, so that the function needs no frame of its own; anything else
-    // (held traffic, new memory, trimming on) takes EndBusyFrame().
-    if (changed_ || options_.trim_idle_frames != 0) {
+    // (held traffic, new memory, a key that may be idle) takes EndBusyFrame().
+    if (changed_ || frame_ >= next_trim_frame_) {
       EndBusyFrame();
       return;
     }
     SealScoped();
     NextFrame();
   } else {
-    if (options_.trim_idle_frames != 0) Trim();
+    if (frame_ >= next_trim_frame_) Trim();
     ++frame_;
   }
 }
 
 void BufferPool::EndBusyFrame() {
-  if (options_.trim_idle_frames != 0) Trim();
+  if (frame_ >= next_trim_frame_) Trim();
   if (changed_) {
     SealChanged();
   } else {
@@ -260,7 +260,7 @@ void BufferPool::SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 
 // move towards the newest, so every slot crosses each bound once: O(1) a buffer, amortized.
 // Bounds are visited from the lowest, so a slot that crossed two bounds at once goes up two.
 void BufferPool::AgeHeld() {
-  next_aging_frame_ = ~std::uint64_t{0};
+  next_aging_frame_ = kNever;
   for (std::size_t i = 0; i < age_edges_.size(); ++i) {
     std::uint32_t& edge = age_edges_[i];
     while (edge != kNone && frame_ - slots_[edge].frame >= age_bounds_[i]) {
@@ -575,6 +575,7 @@ void BufferPool::Enqueue(std::uint32_t key_index, std::uint64_t queued_frame) {
     keys_[key.queue_prev].queue_next = key_index;
   } else {
     queue_head_ = key_index;
+    next_trim_frame_ = TrimDueFrame();
   }
   if (key.queue_next != kNone) {
     keys_[key.queue_next].queue_prev = key_index;
@@ -591,6 +592,7 @@ void BufferPool::Dequeue(std::uint32_t key_index) {
     keys_[key.queue_prev].queue_next = key.queue_next;
   } else {
     queue_head_ = key.queue_next;
+    next_trim_frame_ = TrimDueFrame();
   }
   if (key.queue_next != kNone) {
     keys_[key.queue_next].queue_prev = key.queue_prev;
@@ -607,10 +609,11 @@ void BufferPool::Dequeue(std::uint32_t key_index) {
 // among the keys whose queued_frame is that old. Trim visits exactly those: an idle one has its
 // free buffers freed (all of its stack: its cursor is from an earlier frame) and is dropped once
 // it holds nothing, or requeued to be looked at again after another idle period if it still has
-// held buffers; one used since it was queued is requeued at its last use.
+// held buffers; one used since it was queued is requeued at its last use. The queue's head
+// tells when the next visit is due (next_trim_frame_), so frames before it do not call Trim().
 void BufferPool::Trim() {
   const std::uint64_t idle = options_.trim_idle_frames;
-  while (queue_head_ != kNone && keys_[queue_head_].queued_frame + idle <= frame_) {
+  while (frame_ >= next_trim_frame_) {
     const std::uint32_t key_index = queue_head_;
     Key& key = keys_[key_index];
     Dequeue(key_index);

@@ -243,6 +243,40 @@ TEST(BufferPoolTest, TrimKeepsAKeyWithHeldBuffersButFreesItsFreeOnes) {
   EXPECT_EQ(pool.Stats().pooled_bytes, 0U);
 }
 
+// Trimming turned on in a running pool (as a reload does) looks at once at keys idle since
+// before; turned off, it frees nothing, however long a key stays idle.
+TEST(BufferPoolTest, TrimmingTurnedOnLaterTrimsKeysIdleSinceBeforeAndTurnedOffStops) {
+  BufferPool pool;
+  pool.Alloc(BufferFormat::kF32, 1000);  // 4000 bytes, used only in frame 0
+  for (int frame = 0; frame < 10; ++frame) {
+    pool.Alloc(BufferFormat::kF32, 10);  // 40 bytes, used every frame
+    pool.EndFrame();
+  }
+  EXPECT_EQ(pool.Stats().keys, 2U);
+  pool.SetOptions({.trim_idle_frames = 3});
+  pool.Alloc(BufferFormat::kF32, 10);
+  pool.EndFrame();  // frame 10: the big key has been idle for 10 frames
+  EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4000U);
+  EXPECT_EQ(pool.Stats().keys, 1U);
+
+  pool.Alloc(BufferFormat::kU8, 100);  // 100 bytes, used only in frame 11
+  pool.Alloc(BufferFormat::kF32, 10);
+  pool.EndFrame();
+  pool.SetOptions({.trim_idle_frames = 0});
+  for (int frame = 12; frame < 30; ++frame) {
+    pool.Alloc(BufferFormat::kF32, 10);
+    pool.EndFrame();
+  }
+  EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4000U);
+  EXPECT_EQ(pool.Stats().keys, 2U);
+  pool.SetOptions({.trim_idle_frames = 3});
+  pool.EndFrame();  // frame 30: the small key was used in frame 29, so it stays
+  EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4100U);
+  EXPECT_EQ(pool.Stats().keys, 1U);
+  EXPECT_EQ(pool.Stats().pooled_bytes, 40U);
+  EXPECT_EQ(pool.AuditBytes().pooled_bytes, 40U);
+}
+
 // The running sums must agree with a full recount whatever happens.
 TEST(BufferPoolTest, RunningSumsEqualAFullRecountAfterThousandsOfRandomOperations) {
   BufferPool pool(PoolOptions{.max_bytes = 1 << 20, .trim_idle_frames = 5});

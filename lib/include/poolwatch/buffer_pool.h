@@ -254,6 +254,7 @@ class BufferPool {
     const bool resample = options.stack_sampling != options_.stack_sampling;
     options_ = options;
     if (resample) sample_countdown_ = NextSampleGap();
+    next_trim_frame_ = TrimDueFrame();
   }
   const PoolOptions& options() const { return options_; }
 
@@ -316,6 +317,7 @@ class BufferPool {
   enum class SlotState : std::uint8_t { kEmpty, kPooled, kHeld };
   static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
   static constexpr std::uint64_t kNoKey = ~std::uint64_t{0};  // an empty entry of the key table
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};  // a frame that never comes
 
   // A slot's neighbours in one list of held slots, in allocation order (oldest first).
   struct Links {
@@ -442,6 +444,13 @@ class BufferPool {
     }
   }
 
+  // The frame from which the trim queue's head has been idle long enough for Trim() to look
+  // at it; never when the queue is empty or trimming is off.
+  std::uint64_t TrimDueFrame() const {
+    if (options_.trim_idle_frames == 0 || queue_head_ == kNone) return kNever;
+    return keys_[queue_head_].queued_frame + options_.trim_idle_frames;
+  }
+
   Buffer AllocSlow(BufferFormat format, std::uint32_t count);
   [[gnu::noinline]] void EndBusyFrame();  // kept out of EndFrame()'s fast path
   void SealScoped();
@@ -475,6 +484,9 @@ class BufferPool {
   // The frame now being filled. Alloc() reads it with the table and the keys; it is kept apart
   // from the counters so that no wide load at the seal spans a counter just stored.
   std::uint64_t frame_ = 0;
+  // TrimDueFrame(), kept as the queue and the options change: EndFrame() calls Trim() only from
+  // this frame on, so a pool with trimming on pays for it only when a key may be idle.
+  std::uint64_t next_trim_frame_ = kNever;
   std::vector<Key> keys_;
   std::vector<std::uint32_t> empty_keys_;  // inactive entries of keys_, for reuse
   std::uint64_t active_keys_ = 0;
@@ -495,7 +507,7 @@ class BufferPool {
   Chain age_chain_;
   std::array<std::uint64_t, kHeldAgeBuckets - 1> age_bounds_ = {60, 3600, 36000, 216000};
   std::array<std::uint32_t, kHeldAgeBuckets - 1> age_edges_ = {kNone, kNone, kNone, kNone};
-  std::uint64_t next_aging_frame_ = ~std::uint64_t{0};  // no edge crosses before this frame
+  std::uint64_t next_aging_frame_ = kNever;  // no edge crosses before this frame
   HeldAges ages_{};
   std::vector<Mark> marks_;
   std::uint64_t held_version_ = 0;

@@ -331,6 +331,33 @@ TEST_F(DaemonTest, ByteCapRefusesAllocationsWithoutACrash) {
       [&] { return Scrape().at("poolwatch_frames_total{loop=\"main\"}") > frames + 10; }));
 }
 
+// Trimming turned on by a reload frees what the bloat scenario's old domains left behind, and
+// from then on keeps only the keys used within trim_idle_frames.
+TEST_F(DaemonTest, SighupTurningTrimmingOnFreesTheKeysLeftIdleBefore) {
+  const auto config = [](int trim_idle_frames) {
+    return R"({"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 100},
+               "pool": {"name": "it", "trim_idle_frames": )" +
+           std::to_string(trim_idle_frames) + R"(},
+               "workload": {"scenario": "bloat", "particles": 64, "bloat_every_frames": 10}})";
+  };
+  Start(config(0));
+  // Each domain change (10 a second) brings two keys, and nothing frees them.
+  ASSERT_TRUE(Eventually([&] { return Scrape().at(Pool("poolwatch_pool_keys")) >= 11; }))
+      << daemon_->Log();
+  EXPECT_EQ(Scrape().at(Pool("poolwatch_pool_trimmed_bytes_total")), 0);
+
+  dir_.Write("poolwatchd.json", config(5));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("config reloaded")) << daemon_->Log();
+  EXPECT_TRUE(Eventually([&] {
+    return Scrape().at(Pool("poolwatch_pool_trimmed_bytes_total")) > 0;
+  })) << "trimming did not take effect";
+  // Left: the particles' three keys and the domain in use (two), plus the one before it for
+  // five frames after a change; every domain before the reload is gone.
+  EXPECT_TRUE(Eventually([&] { return Scrape().at(Pool("poolwatch_pool_keys")) <= 7; }));
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+}
+
 TEST_F(DaemonTest, FlagsOverrideTheFile) {
   Start(ConfigJson("steady"), {"--scenario", "leak", "--log-level", "debug"});
   EXPECT_TRUE(

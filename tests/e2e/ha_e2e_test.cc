@@ -261,8 +261,15 @@ TEST_F(HaEndToEnd, CriticalInhibitsItsWarningOnEveryPeer) {
         60s);
     EXPECT_TRUE(inhibited) << "peer on port " << port << ": " << alerts.dump(2);
   }
+  // The steady instance is the control: no warning names it. Under a sanitizer its frames run
+  // several times slower, and the loop's timing warnings may fire for it rightly (a TSan run saw
+  // 1.3 % of its frames overrun); the pool's may not.
   for (const json& notification : Notifications()) {
     if (notification["commonLabels"]["severity"] != "warning") continue;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const json& alertname = notification["groupLabels"]["alertname"];
+    if (alertname == "PoolwatchFrameOverruns" || alertname == "PoolwatchLoopFrameTime") continue;
+#endif
     EXPECT_NE(notification["groupLabels"]["instance"], instance_["steady"]) << notification.dump();
   }
 }

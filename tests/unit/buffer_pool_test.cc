@@ -270,7 +270,7 @@ TEST(BufferPoolTest, TrimmingTurnedOnLaterTrimsKeysIdleSinceBeforeAndTurnedOffSt
   EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4000U);
   EXPECT_EQ(pool.Stats().keys, 2U);
   pool.SetOptions({.trim_idle_frames = 3});
-  pool.EndFrame();  // frame 30: the small key was used in frame 29, so it stays
+  pool.EndFrame();  // frame 30: the 100-byte key goes; the 40-byte one, used in frame 29, stays
   EXPECT_EQ(pool.Stats().trimmed_bytes_total, 4100U);
   EXPECT_EQ(pool.Stats().keys, 1U);
   EXPECT_EQ(pool.Stats().pooled_bytes, 40U);

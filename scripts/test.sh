@@ -12,18 +12,21 @@ cd "$(dirname "$0")/.."
 quick=false
 [[ "${1:-}" == "--quick" ]] && quick=true
 jobs=$(nproc)
+# Each stage's header tells the time since the start, so a log shows where the time goes (CI
+# allows the whole run 60 minutes).
+stage() { printf '== %s [%dm%02ds]\n' "$1" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 scripts/install-deps.sh test
 
-echo "== format"
+stage "format"
 git ls-files '*.h' '*.cc' | xargs clang-format --dry-run --Werror
 
-echo "== build (dev preset)"
+stage "build (dev preset)"
 cmake --preset dev >/dev/null
 cmake --build --preset dev
 
 if ! $quick; then
-  echo "== clang-tidy"
+  stage "clang-tidy"
   # The files the dev build compiles (the fuzz targets and the install consumer are built in
   # other trees; bench/ is Google Benchmark's idioms, which the analyzer misreads).
   # clang-tidy counts the warnings it suppresses in system headers on stderr; keep only findings.
@@ -31,11 +34,11 @@ if ! $quick; then
     xargs -P "$jobs" -n 1 clang-tidy -p build/dev --quiet 2> >(grep -v ' warnings generated\.$' >&2)
 fi
 
-echo "== unit, integration and end-to-end tests"
+stage "unit, integration and end-to-end tests"
 ctest --preset dev --parallel "$jobs"
 
 if ! $quick; then
-  echo "== plain Release build, as a packager runs it: no preset, no -Werror, no warning at -O3"
+  stage "plain Release build, as a packager runs it: no preset, no -Werror, no warning at -O3"
   cmake -S . -B build/plain -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   if grep -q -- '-Werror' build/plain/compile_commands.json; then
     echo "a plain build must not turn warnings into errors" >&2
@@ -48,15 +51,16 @@ if ! $quick; then
   fi
 
   for preset in asan tsan; do
-    echo "== $preset: build and run the suites under the sanitizer"
+    stage "$preset: build and run the suites under the sanitizer"
     cmake --preset "$preset" >/dev/null
     cmake --build --preset "$preset"
     ctest --preset "$preset" --parallel "$jobs"
   done
 
-  echo "== fuzz: config, web config, HTTP request, negotiation and mark parsing, a minute each"
+  stage "fuzz: config, web config, HTTP request, negotiation and mark parsing, a minute each"
   scripts/fuzz.sh 60
 
-  echo "== container: build the Dockerfile, run it read-only, scrape, healthy, clean stop"
+  stage "container: build the Dockerfile, run it read-only, scrape, healthy, clean stop"
   scripts/container-test.sh
 fi
+stage "done"

@@ -15,7 +15,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy jq
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
-  python3-prometheus-client
+  python3-prometheus-client wrk prometheus-node-exporter
 )
 bench_packages=(
   libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl jq

@@ -171,7 +171,10 @@ HttpResponse Refusal(unsigned status, std::string text) {
           {}};
 }
 
-using TlsStream = asio::ssl::stream<beast::tcp_stream>;
+// Beast's wrapper, not asio::ssl::stream itself: Asio encrypts a buffer sequence (a response's
+// header and body) 8 KiB at a time, so a 10 KiB exposition went out as two TLS records in two
+// sends. ssl_stream joins a write of up to 16 KiB into one record first (flat_stream).
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // One connection: read a request, answer it, repeat while kept alive. Modelled on Beast's
 // example/http/server/async (and advanced_server_flex for TLS), with limits on size, time and

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -293,6 +294,38 @@ TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
                         {{"Authorization", BasicAuth("carol", "opensesame")}}, 60s)
                 .status,
             200U);
+}
+
+// Asio's ssl::stream encrypts a buffer sequence 8 KiB at a time, so a response of header and
+// body over 8 KiB went out as two records in two sends (docs/performance.md, TLS). openssl
+// s_client -msg prints every record it receives: the response must be one application-data
+// record.
+TEST_F(WebConfigTest, AnExpositionUnder16KiBGoesOutAsOneTlsRecord) {
+  Start(TlsBlock());
+  const CurlResult plain = Https("/metrics");
+  ASSERT_EQ(plain.status, 200U) << plain.body;
+  ASSERT_GT(plain.body.size(), 8192U) << "the exposition must outgrow Asio's 8 KiB to tell";
+  ASSERT_LT(plain.body.size(), 15000U) << "and fit one record with its header";
+
+  const RunResult run =
+      RunCommand("timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                     " -CAfile " + Pki("ca.crt") + " -msg -ign_eof 2>&1",
+                 "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  ASSERT_NE(run.output.find("HTTP/1.1 200 OK"), std::string::npos) << run.output;
+  // Each encrypted record received prints "<<< TLS 1.3, InnerContent [length 0001]" and, on
+  // the next line, its real content type in hex: 17 for application data (16 handshake, 15
+  // alert).
+  int application_data = 0;
+  std::istringstream lines(run.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("<<< ", 0) != 0 || line.find("InnerContent") == std::string::npos) continue;
+    std::string type;
+    if (std::getline(lines, type) && type.find_first_not_of(' ') != std::string::npos &&
+        type.substr(type.find_first_not_of(' '), 2) == "17") {
+      ++application_data;
+    }
+  }
+  EXPECT_EQ(application_data, 1) << run.output.substr(0, 4000);
 }
 
 TEST_F(WebConfigTest, MinimumVersionIsEnforced) {

@@ -45,14 +45,13 @@ done
 
 source bench/lib.sh  # $work, $pids stopped at exit, free_port
 
-total() {  # total NAME URL: the sum of every series of NAME (every pool's)
-  curl -fsS "$2" > "$work/total"
-  summed "$1" "$work/total"
-}
-
 summed() {  # summed NAME FILE: the sum of every series of NAME in a saved scrape
   awk -v name="$1" '$1 == name || index($1, name "{") == 1 { sum += $2 }
     END { printf "%.0f\n", sum }' "$2"
+}
+
+increase() {  # increase NAME BEFORE_FILE AFTER_FILE: a counter's increase between two scrapes
+  echo $(($(summed "$1" "$3") - $(summed "$1" "$2")))
 }
 
 kib() {  # kib FIELD PID: a field of /proc/PID/status, in KiB (VmRSS, RssAnon, RssFile)
@@ -149,8 +148,7 @@ sleep "$load"
 curl -fsS "$url" > "$work/idle1"
 idle_p50=$(quantile 0.5 "$work/idle0" "$work/idle1" poolwatch_tick_lateness_seconds)
 idle_p99=$(quantile 0.99 "$work/idle0" "$work/idle1" poolwatch_tick_lateness_seconds)
-idle_overruns=$(($(summed poolwatch_frame_overruns_total "$work/idle1") -
-  $(summed poolwatch_frame_overruns_total "$work/idle0")))
+idle_overruns=$(increase poolwatch_frame_overruns_total "$work/idle0" "$work/idle1")
 
 # /metrics under wrk, with the tick loop's view of the same period.
 curl -fsS "$url" > "$work/load0"
@@ -158,12 +156,11 @@ read -r pw_rps pw_p50 pw_p99 < <(wrk_run "$url")
 curl -fsS "$url" > "$work/load1"
 load_p50=$(quantile 0.5 "$work/load0" "$work/load1" poolwatch_tick_lateness_seconds)
 load_p99=$(quantile 0.99 "$work/load0" "$work/load1" poolwatch_tick_lateness_seconds)
-load_overruns=$(($(summed poolwatch_frame_overruns_total "$work/load1") -
-  $(summed poolwatch_frame_overruns_total "$work/load0")))
+load_overruns=$(increase poolwatch_frame_overruns_total "$work/load0" "$work/load1")
 rss_kib=$(kib VmRSS "$pw_pid")  # = process_resident_memory_bytes, read with its parts
 rss_anon_kib=$(kib RssAnon "$pw_pid")
 rss_file_kib=$(kib RssFile "$pw_pid")
-pooled=$(total poolwatch_pool_pooled_bytes "$url")
+pooled=$(summed poolwatch_pool_pooled_bytes "$work/load1")
 body_bytes=$(curl -fsS "$url" | wc -c)
 stop_pid "$pw_pid"
 
@@ -197,11 +194,8 @@ curl -fsS "$url" > "$work/soak1"
 rss1_kib=$(kib VmRSS "$pw_pid")
 anon1_kib=$(kib RssAnon "$pw_pid")
 outstanding=$(summed poolwatch_pool_outstanding_buffers "$work/soak1")
-counted() {  # counted NAME: its increase over the soak
-  echo $(($(summed "$1" "$work/soak1") - $(summed "$1" "$work/soak0")))
-}
-soak_frames=$(counted poolwatch_frames_total)
-soak_overruns=$(counted poolwatch_frame_overruns_total)
+soak_frames=$(increase poolwatch_frames_total "$work/soak0" "$work/soak1")
+soak_overruns=$(increase poolwatch_frame_overruns_total "$work/soak0" "$work/soak1")
 stop_pid "$pw_pid"
 floor_us=$(exec_floor_us)
 

@@ -302,10 +302,10 @@ TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
 // record.
 TEST_F(WebConfigTest, AnExpositionUnder16KiBGoesOutAsOneTlsRecord) {
   Start(TlsBlock());
-  const CurlResult plain = Https("/metrics");
-  ASSERT_EQ(plain.status, 200U) << plain.body;
-  ASSERT_GT(plain.body.size(), 8192U) << "the exposition must outgrow Asio's 8 KiB to tell";
-  ASSERT_LT(plain.body.size(), 15000U) << "and fit one record with its header";
+  const CurlResult scrape = Https("/metrics");
+  ASSERT_EQ(scrape.status, 200U) << scrape.body;
+  ASSERT_GT(scrape.body.size(), 8192U) << "the exposition must outgrow Asio's 8 KiB to tell";
+  ASSERT_LT(scrape.body.size(), 15000U) << "and fit one record with its header";
 
   const RunResult run =
       RunCommand("timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +

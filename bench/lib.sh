@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # What the benchmark scripts share; sourced, not run. Gives $work, a temporary directory, and
 # $pids, the processes a script starts: at exit every one is stopped by pid and $work removed.
+# Run from the repository's root.
 
 work=$(mktemp -d)
 pids=()
@@ -16,4 +18,19 @@ free_port() {  # a port nobody listens on now
     port=$((20000 + RANDOM % 20000))
     ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "$port"; return; }
   done
+}
+
+# Sets $bench to the poolwatch_bench a script runs: the one given (in $bench already), which must
+# be executable, or else the dev preset's, built here first. $1 names the script in the error.
+use_pool_bench() {
+  if [[ -z "$bench" ]]; then
+    scripts/install-deps.sh bench
+    cmake --preset dev >/dev/null
+    cmake --build --preset dev --target poolwatch_bench >/dev/null
+    bench=build/dev/bench/poolwatch_bench
+  fi
+  if [[ ! -x "$bench" ]]; then
+    echo "$1: $bench is not an executable poolwatch_bench" >&2
+    exit 2
+  fi
 }

@@ -24,16 +24,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 cd "$(dirname "$0")/.."
-if [[ -z "$bench" ]]; then
-  scripts/install-deps.sh bench
-  cmake --preset dev >/dev/null
-  cmake --build --preset dev --target poolwatch_bench >/dev/null
-  bench=build/dev/bench/poolwatch_bench
-fi
-if [[ ! -x "$bench" ]]; then
-  echo "order.sh: $bench is not an executable poolwatch_bench" >&2
-  exit 2
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh  # use_pool_bench
+use_pool_bench order.sh
 
 workloads=(ReferenceFrame ManySmallBuffers FewLargeBuffers ManyKeys Sequence)
 variants=(instrumented mimalloc malloc)

@@ -2,7 +2,8 @@
 # Installs what poolwatch needs from Debian bookworm's packages, and nothing already there.
 #   scripts/install-deps.sh build    compiler toolchain and libraries (also the Dockerfile's)
 #   scripts/install-deps.sh test     build + the real peers and tools the test suite runs
-#   scripts/install-deps.sh bench    build + Google Benchmark, wrk, node exporter, Prometheus (fleet)
+#   scripts/install-deps.sh bench    build + Google Benchmark, wrk, node exporter, Prometheus (fleet),
+#                                    valgrind (instructions.sh)
 #   scripts/install-deps.sh fuzz     build + clang 14 with its libFuzzer runtime
 set -euo pipefail
 
@@ -15,11 +16,11 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy jq
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
-  python3-prometheus-client wrk prometheus-node-exporter
+  python3-prometheus-client wrk prometheus-node-exporter valgrind
 )
 bench_packages=(
   libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl jq
-  prometheus prometheus-alertmanager
+  prometheus prometheus-alertmanager valgrind
 )
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 case "$what" in

@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-state=/var/lib/poolwatch-ci          # kept between runs on this machine: engine data, base
-exec_root=/run/poolwatch-docker
-socket=$exec_root/docker.sock
-started_engine=false
+source scripts/docker-engine.sh
+state=$docker_state                  # kept between runs on this machine: engine data, base
 container=""
 image=poolwatchd:test-$$
 
@@ -18,41 +16,13 @@ cleanup() {
   local rc=$?
   if [[ -n "$container" ]]; then docker rm -f "$container" >/dev/null 2>&1 || true; fi
   docker image rm -f "$image" >/dev/null 2>&1 || true
-  if $started_engine; then
-    kill "$(cat "$exec_root/dockerd.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do [[ -e "$exec_root/dockerd.pid" ]] || break; sleep 0.2; done
-    umount "$exec_root/netns/default" 2>/dev/null || true
-    ip link del docker0 2>/dev/null || true
-  fi
+  docker_engine_down
   exit $rc
 }
 trap cleanup EXIT
 
-if ! docker info >/dev/null 2>&1; then
-  echo "== starting a private Docker engine"
-  export DEBIAN_FRONTEND=noninteractive
-  command -v dockerd >/dev/null || { apt-get update -qq; apt-get install -y -qq docker.io >/dev/null; }
-  mkdir -p "$state/docker" "$exec_root"
-  dockerd --data-root "$state/docker" --exec-root "$exec_root" -H "unix://$socket" \
-    --pidfile "$exec_root/dockerd.pid" --iptables=false >"$state/dockerd.log" 2>&1 &
-  started_engine=true
-  export DOCKER_HOST=unix://$socket
-  for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-  docker info >/dev/null
-fi
-
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
-  echo "== making debian:bookworm-slim with debootstrap"
-  command -v debootstrap >/dev/null || { apt-get update -qq; apt-get install -y -qq debootstrap >/dev/null; }
-  # The mirror this machine already uses, read from its apt sources (never written down here).
-  mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [[ -n "$mirror" ]] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list)
-  rootfs=$(mktemp -d)
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log" 2>&1
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
-  tar -C "$rootfs" -c . | docker import - debian:bookworm-slim >/dev/null
-  rm -rf "$rootfs"
-fi
+docker_engine_up
+docker_base_image
 
 echo "== docker build"
 start=$(date +%s)

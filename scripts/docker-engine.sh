@@ -12,6 +12,7 @@ docker_exec_root=/run/poolwatch-docker
 docker_started_engine=false
 
 docker_engine_up() {
+  mkdir -p "$docker_state"  # the logs go here, also when an engine already answers
   docker info >/dev/null 2>&1 && return 0
   echo "== starting a private Docker engine"
   command -v dockerd >/dev/null || {

@@ -199,6 +199,45 @@ inline std::uint64_t RequestedBytes(Workload workload) {
   return counter.bytes;
 }
 
+// Frames whose sizes vary: the reference frame's three buffers for a particle count drawn anew
+// each frame, uniformly from kVaryingFirst .. kVaryingFirst + kVaryingCounts - 1 (a fixed-seed
+// generator, so every variant sees the same counts). Keyed by exact size, that is up to
+// kVaryingCounts keys per format. With `round_to` above 1, the frame rounds its count up to a
+// multiple of it first, as a caller does to give the pool a few size classes.
+inline constexpr std::uint32_t kVaryingFirst = 4096;
+inline constexpr std::uint32_t kVaryingCounts = 1024;
+
+class VaryingCounts {
+ public:
+  std::uint32_t Next() {  // xorshift64
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    return kVaryingFirst + static_cast<std::uint32_t>((state_ >> 32) % kVaryingCounts);
+  }
+
+ private:
+  std::uint64_t state_ = 0x9E3779B97F4A7C15ULL;
+};
+
+template <typename Allocator>
+void RunVaryingFrame(Allocator& a, VaryingCounts& counts, std::uint32_t round_to) {
+  const std::uint32_t count = (counts.Next() + round_to - 1) / round_to * round_to;
+  Use(a, BufferFormat::kVec3f, count);
+  Use(a, BufferFormat::kF32, count);
+  Use(a, BufferFormat::kRgba8, count);
+  a.EndFrame();
+}
+
+// The bytes a varying frame asks for, on average, before any rounding.
+inline double VaryingRequestedBytes() {
+  const std::uint64_t frame_bytes_per_element = ElementSize(BufferFormat::kVec3f) +
+                                                ElementSize(BufferFormat::kF32) +
+                                                ElementSize(BufferFormat::kRgba8);
+  return static_cast<double>(frame_bytes_per_element) *
+         (kVaryingFirst + (kVaryingCounts - 1) / 2.0);
+}
+
 // Time per frame; counters: the bytes the frame asks for (requested_B, the largest frame's for
 // BM_Sequence) and what the allocator holds after the measured frames (held_B).
 template <typename Allocator>

@@ -10,6 +10,9 @@
 //   BM_<Workload>/malloc        the same frame on glibc's malloc/free
 // and BM_<Workload>/paired times the instrumented and the plain pool in alternation, for their
 // ratio; BM_<Workload>/paired_trimming does the same with trimming on in both.
+// BM_VaryingSizes/<variant> runs frames whose sizes change every frame, the case a pool keyed
+// by exact size handles worst: the pool without and with trimming, with the caller rounding its
+// sizes, and the arena, mimalloc and glibc.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <mimalloc.h>
@@ -23,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "formats.h"
@@ -386,6 +390,48 @@ void RegisterPaired(Workload workload, const std::string& other) {
                                });
 }
 
+// What `/rounded_trimming` rounds the varying count up to: 256 elements, 5 counts of 4096..5120
+// instead of 1024, for at most 255 elements (6 %) more than the frame asks for.
+constexpr std::uint32_t kVaryingRound = 256;
+
+// `BM_VaryingSizes/<variant>`: the frames of RunVaryingFrame(), after enough frames that the
+// pool has met nearly every count (4 × kVaryingCounts: each count missed with probability e^-4).
+// Counters: the frame's mean request (requested_B), what the allocator holds after the measured
+// frames (held_B), and for the pool its keys and its misses per frame (new memory).
+template <typename Allocator>
+void RegisterVarying(const char* variant, std::uint32_t round_to, PoolOptions options = {}) {
+  benchmark::RegisterBenchmark(
+      (std::string("BM_VaryingSizes/") + variant).c_str(),
+      [round_to, options](benchmark::State& state) {
+        auto allocator = [&] {
+          if constexpr (std::is_same_v<Allocator, PoolAllocator<BufferPool>>) {
+            return Allocator(options);
+          } else {
+            return Allocator();
+          }
+        }();
+        VaryingCounts counts;
+        for (std::uint32_t i = 0; i < 4 * kVaryingCounts; ++i) {
+          RunVaryingFrame(allocator, counts, round_to);
+        }
+        std::uint64_t misses_before = 0;
+        if constexpr (std::is_same_v<Allocator, PoolAllocator<BufferPool>>) {
+          misses_before = allocator.pool.Stats().misses_total;
+        }
+        for (auto _ : state) RunVaryingFrame(allocator, counts, round_to);
+        state.SetItemsProcessed(state.iterations() * 3);
+        state.counters["requested_B"] = VaryingRequestedBytes();
+        state.counters["held_B"] = static_cast<double>(allocator.HeldBytes());
+        if constexpr (std::is_same_v<Allocator, PoolAllocator<BufferPool>>) {
+          const PoolStats& stats = allocator.pool.Stats();
+          state.counters["keys"] = static_cast<double>(stats.keys);
+          state.counters["misses"] =
+              benchmark::Counter(static_cast<double>(stats.misses_total - misses_before) /
+                                 static_cast<double>(state.iterations()));
+        }
+      });
+}
+
 }  // namespace
 }  // namespace poolwatch::bench
 
@@ -406,6 +452,13 @@ int main(int argc, char** argv) {
     RegisterPaired<ArenaAllocator>(workload, "arena");
     RegisterPaired<HeapAllocator<Mimalloc>>(workload, "mimalloc");
   }
+  RegisterVarying<PoolAllocator<poolwatch::BufferPool>>("instrumented", 1);
+  RegisterVarying<PoolAllocator<poolwatch::BufferPool>>("instrumented_trimming", 1, kTrimming);
+  RegisterVarying<PoolAllocator<poolwatch::BufferPool>>("rounded_trimming", kVaryingRound,
+                                                        kTrimming);
+  RegisterVarying<ArenaAllocator>("arena", 1);
+  RegisterVarying<HeapAllocator<Mimalloc>>("mimalloc", 1);
+  RegisterVarying<MallocAllocator>("malloc", 1);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

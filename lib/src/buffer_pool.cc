@@ -479,7 +479,7 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   ++active_keys_;
   if constexpr (kPoolInstrumented) changed_ = true;
   TableInsert(packed, index);
-  Enqueue(index, frame_);
+  Enqueue(index);
   return index;
 }
 
@@ -560,53 +560,67 @@ void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
   empty_slots_.push_back(slot_index);
 }
 
-// Inserts the key into the trim queue, which stays sorted by queued_frame. A key is queued
-// with its latest use, the newest there is or nearly, so the walk from the tail is short.
-void BufferPool::Enqueue(std::uint32_t key_index, std::uint64_t queued_frame) {
-  std::uint32_t before = queue_tail_;  // the key goes right after this one
-  while (before != kNone && keys_[before].queued_frame > queued_frame) {
-    before = keys_[before].queue_prev;
-  }
-  Key& key = keys_[key_index];
-  key.queued_frame = queued_frame;
-  key.queue_prev = before;
-  key.queue_next = before == kNone ? queue_head_ : keys_[before].queue_next;
-  if (key.queue_prev != kNone) {
-    keys_[key.queue_prev].queue_next = key_index;
-  } else {
-    queue_head_ = key_index;
-    next_trim_frame_ = TrimDueFrame();
-  }
-  if (key.queue_next != kNone) {
-    keys_[key.queue_next].queue_prev = key_index;
-  } else {
-    queue_tail_ = key_index;
-  }
-  key.in_queue = true;
+// The trim queue's entries know their key and each key its entry, so that a key can leave the
+// queue from anywhere. A new key is queued at the current frame, the latest there is, so it
+// stays where it is put; Trim()'s requeue at a key's last use may land anywhere in the order.
+void BufferPool::Enqueue(std::uint32_t key_index) {
+  trim_queue_.push_back({frame_, key_index});
+  QueueUp(trim_queue_.size() - 1);
+  next_trim_frame_ = TrimDueFrame();
 }
 
 void BufferPool::Dequeue(std::uint32_t key_index) {
-  Key& key = keys_[key_index];
-  if (!key.in_queue) return;
-  if (key.queue_prev != kNone) {
-    keys_[key.queue_prev].queue_next = key.queue_next;
-  } else {
-    queue_head_ = key.queue_next;
-    next_trim_frame_ = TrimDueFrame();
+  const std::uint32_t position = keys_[key_index].queue_position;
+  if (position == kNone) return;
+  keys_[key_index].queue_position = kNone;
+  const QueueEntry last = trim_queue_.back();
+  trim_queue_.pop_back();
+  if (position < trim_queue_.size()) {  // the last entry fills the hole, then finds its place
+    QueuePlace(position, last);
+    QueueUp(position);
+    QueueDown(keys_[last.key].queue_position);
   }
-  if (key.queue_next != kNone) {
-    keys_[key.queue_next].queue_prev = key.queue_prev;
-  } else {
-    queue_tail_ = key.queue_prev;
+  next_trim_frame_ = TrimDueFrame();
+}
+
+// Trim()'s requeue of the queue's head: a later frame, so the entry can only sink.
+void BufferPool::RequeueHead(std::uint64_t queued_frame) {
+  trim_queue_.front().frame = queued_frame;
+  QueueDown(0);
+  next_trim_frame_ = TrimDueFrame();
+}
+
+void BufferPool::QueueUp(std::size_t position) {
+  const QueueEntry entry = trim_queue_[position];
+  while (position > 0) {
+    const std::size_t parent = (position - 1) / 2;
+    if (trim_queue_[parent].frame <= entry.frame) break;
+    QueuePlace(position, trim_queue_[parent]);
+    position = parent;
   }
-  key.queue_prev = kNone;
-  key.queue_next = kNone;
-  key.in_queue = false;
+  QueuePlace(position, entry);
+}
+
+void BufferPool::QueueDown(std::size_t position) {
+  const QueueEntry entry = trim_queue_[position];
+  const std::size_t size = trim_queue_.size();
+  for (std::size_t child = 2 * position + 1; child < size; child = 2 * position + 1) {
+    if (child + 1 < size && trim_queue_[child + 1].frame < trim_queue_[child].frame) ++child;
+    if (entry.frame <= trim_queue_[child].frame) break;
+    QueuePlace(position, trim_queue_[child]);
+    position = child;
+  }
+  QueuePlace(position, entry);
+}
+
+void BufferPool::QueuePlace(std::size_t position, QueueEntry entry) {
+  trim_queue_[position] = entry;
+  keys_[entry.key].queue_position = static_cast<std::uint32_t>(position);
 }
 
 // Uses do not move a key in the trim queue; they only stamp last_used_frame. Every key idle for
-// trim_idle_frames was queued at least that long ago, so all of them sit in the queue's head
-// among the keys whose queued_frame is that old. Trim visits exactly those: an idle one has its
+// trim_idle_frames was queued at least that long ago, so the queue yields all of them before
+// any key queued later. Trim visits exactly the keys queued that long ago: an idle one has its
 // free buffers freed (all of its stack: its cursor is from an earlier frame) and is dropped once
 // it holds nothing, or requeued to be looked at again after another idle period if it still has
 // held buffers; one used since it was queued is requeued at its last use. The queue's head
@@ -614,11 +628,10 @@ void BufferPool::Dequeue(std::uint32_t key_index) {
 void BufferPool::Trim() {
   const std::uint64_t idle = options_.trim_idle_frames;
   while (frame_ >= next_trim_frame_) {
-    const std::uint32_t key_index = queue_head_;
+    const std::uint32_t key_index = trim_queue_.front().key;
     Key& key = keys_[key_index];
-    Dequeue(key_index);
     if (key.last_used_frame + idle > frame_) {
-      Enqueue(key_index, key.last_used_frame);
+      RequeueHead(key.last_used_frame);
       continue;
     }
     if constexpr (kPoolInstrumented) changed_ = changed_ || !key.stack.empty();
@@ -632,7 +645,7 @@ void BufferPool::Trim() {
     if (key.held == 0) {
       DropKey(key_index);
     } else {
-      Enqueue(key_index, frame_);
+      RequeueHead(frame_);
     }
   }
 }

@@ -355,8 +355,8 @@ TEST(BufferPoolTest, FramePeakInUseBytesIsTheMostInUseAtAnyMoment) {
 // for trim_idle_frames with nothing held), what each frame allocates and releases, and that no
 // two buffers out at once share memory. Checked after every frame of 20k random operations over
 // few keys, so that keys are reused, refused by the cap, and trimmed and made again. Run with
-// trimming off (0: keys are never dropped) and on, since a frame with trimming on always ends
-// the long way (EndBusyFrame()) and one without it mostly the short way.
+// trimming off (0: keys are never dropped) and on, after a short and a longer idle period: the
+// longer one keeps more keys queued, and requeues them at last uses spread over more frames.
 class BufferPoolModelTest : public testing::TestWithParam<std::uint32_t> {};
 
 TEST_P(BufferPoolModelTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
@@ -479,7 +479,7 @@ TEST_P(BufferPoolModelTest, AgreesWithAModelOfKeysCountsAndDistinctMemory) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Trimming, BufferPoolModelTest, testing::Values(0U, 4U),
+INSTANTIATE_TEST_SUITE_P(Trimming, BufferPoolModelTest, testing::Values(0U, 4U, 12U),
                          [](const testing::TestParamInfo<std::uint32_t>& param) {
                            return param.param == 0 ? std::string("Off")
                                                    : "After" + std::to_string(param.param);

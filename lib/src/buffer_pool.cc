@@ -479,7 +479,8 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   ++active_keys_;
   if constexpr (kPoolInstrumented) changed_ = true;
   TableInsert(packed, index);
-  Enqueue(index);
+  trim_queue_.Push(index, frame_);
+  next_trim_frame_ = TrimDueFrame();
   return index;
 }
 
@@ -560,64 +561,6 @@ void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
   empty_slots_.push_back(slot_index);
 }
 
-// The trim queue's entries know their key and each key its entry, so that a key can leave the
-// queue from anywhere. A new key is queued at the current frame, the latest there is, so it
-// stays where it is put; Trim()'s requeue at a key's last use may land anywhere in the order.
-void BufferPool::Enqueue(std::uint32_t key_index) {
-  trim_queue_.push_back({frame_, key_index});
-  QueueUp(trim_queue_.size() - 1);
-  next_trim_frame_ = TrimDueFrame();
-}
-
-void BufferPool::Dequeue(std::uint32_t key_index) {
-  const std::uint32_t position = keys_[key_index].queue_position;
-  if (position == kNone) return;
-  keys_[key_index].queue_position = kNone;
-  const QueueEntry last = trim_queue_.back();
-  trim_queue_.pop_back();
-  if (position < trim_queue_.size()) {  // the last entry fills the hole, then finds its place
-    QueuePlace(position, last);
-    QueueUp(position);
-    QueueDown(keys_[last.key].queue_position);
-  }
-  next_trim_frame_ = TrimDueFrame();
-}
-
-// Trim()'s requeue of the queue's head: a later frame, so the entry can only sink.
-void BufferPool::RequeueHead(std::uint64_t queued_frame) {
-  trim_queue_.front().frame = queued_frame;
-  QueueDown(0);
-  next_trim_frame_ = TrimDueFrame();
-}
-
-void BufferPool::QueueUp(std::size_t position) {
-  const QueueEntry entry = trim_queue_[position];
-  while (position > 0) {
-    const std::size_t parent = (position - 1) / 2;
-    if (trim_queue_[parent].frame <= entry.frame) break;
-    QueuePlace(position, trim_queue_[parent]);
-    position = parent;
-  }
-  QueuePlace(position, entry);
-}
-
-void BufferPool::QueueDown(std::size_t position) {
-  const QueueEntry entry = trim_queue_[position];
-  const std::size_t size = trim_queue_.size();
-  for (std::size_t child = 2 * position + 1; child < size; child = 2 * position + 1) {
-    if (child + 1 < size && trim_queue_[child + 1].frame < trim_queue_[child].frame) ++child;
-    if (entry.frame <= trim_queue_[child].frame) break;
-    QueuePlace(position, trim_queue_[child]);
-    position = child;
-  }
-  QueuePlace(position, entry);
-}
-
-void BufferPool::QueuePlace(std::size_t position, QueueEntry entry) {
-  trim_queue_[position] = entry;
-  keys_[entry.key].queue_position = static_cast<std::uint32_t>(position);
-}
-
 // Uses do not move a key in the trim queue; they only stamp last_used_frame. Every key idle for
 // trim_idle_frames was queued at least that long ago, so the queue yields all of them before
 // any key queued later. Trim visits exactly the keys queued that long ago: an idle one has its
@@ -628,10 +571,11 @@ void BufferPool::QueuePlace(std::size_t position, QueueEntry entry) {
 void BufferPool::Trim() {
   const std::uint64_t idle = options_.trim_idle_frames;
   while (frame_ >= next_trim_frame_) {
-    const std::uint32_t key_index = trim_queue_.front().key;
+    const std::uint32_t key_index = trim_queue_.FrontKey();
     Key& key = keys_[key_index];
     if (key.last_used_frame + idle > frame_) {
-      RequeueHead(key.last_used_frame);
+      trim_queue_.RequeueFront(key.last_used_frame);
+      next_trim_frame_ = TrimDueFrame();
       continue;
     }
     if constexpr (kPoolInstrumented) changed_ = changed_ || !key.stack.empty();
@@ -645,14 +589,16 @@ void BufferPool::Trim() {
     if (key.held == 0) {
       DropKey(key_index);
     } else {
-      RequeueHead(frame_);
+      trim_queue_.RequeueFront(frame_);
+      next_trim_frame_ = TrimDueFrame();
     }
   }
 }
 
 void BufferPool::DropKey(std::uint32_t key_index) {
   if constexpr (kPoolInstrumented) changed_ = true;
-  Dequeue(key_index);
+  trim_queue_.Remove(key_index);
+  next_trim_frame_ = TrimDueFrame();
   TableErase(keys_[key_index].packed);
   keys_[key_index].active = false;
   keys_[key_index].packed = kNoKey;

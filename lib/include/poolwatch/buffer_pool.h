@@ -11,6 +11,7 @@
 
 #include "poolwatch/buffer_format.h"
 #include "poolwatch/call_stack.h"
+#include "poolwatch/detail/trim_queue.h"
 
 namespace poolwatch {
 
@@ -411,17 +412,8 @@ class BufferPool {
     bool active = false;
     std::uint32_t held = 0;  // held buffers of this key outstanding
     std::uint64_t packed = kNoKey;
-    std::uint32_t queue_position = kNone;  // its entry in trim_queue_; kNone when not queued
 
     std::uint64_t buffer_bytes() const { return scoped_step >> kScopedBytesShift; }
-  };
-
-  // The trim queue: every active key, with its last use when it was queued, which later uses
-  // do not update (Trim() requeues a key it finds used since). A binary min-heap by that frame,
-  // so that a requeue, which may land anywhere in the order, costs O(log keys).
-  struct QueueEntry {
-    std::uint64_t frame;
-    std::uint32_t key;
   };
 
   // The key table: open addressing with linear probing, at most half full, so a probe for a
@@ -451,7 +443,7 @@ class BufferPool {
   // at it; never when the queue is empty or trimming is off.
   std::uint64_t TrimDueFrame() const {
     if (options_.trim_idle_frames == 0 || trim_queue_.empty()) return kNever;
-    return trim_queue_.front().frame + options_.trim_idle_frames;
+    return trim_queue_.FrontFrame() + options_.trim_idle_frames;
   }
 
   Buffer AllocSlow(BufferFormat format, std::uint32_t count);
@@ -466,12 +458,6 @@ class BufferPool {
   std::uint32_t NewBuffer(std::uint32_t key_index);
   void FreeSlotMemory(std::uint32_t slot_index);
   std::uint32_t ResetIfStale(std::uint32_t key_index);
-  void Enqueue(std::uint32_t key_index);
-  void Dequeue(std::uint32_t key_index);
-  void RequeueHead(std::uint64_t queued_frame);
-  void QueueUp(std::size_t position);
-  void QueueDown(std::size_t position);
-  void QueuePlace(std::size_t position, QueueEntry entry);
   void Trim();
   void DropKey(std::uint32_t key_index);
   void Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
@@ -499,7 +485,9 @@ class BufferPool {
   std::uint64_t active_keys_ = 0;
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> empty_slots_;  // slots without memory, for reuse
-  std::vector<QueueEntry> trim_queue_;
+  // Every active key, at its last use when it was queued, which later uses do not update
+  // (Trim() requeues a key it finds used since).
+  detail::TrimQueue trim_queue_;
 
   std::vector<std::uint32_t> held_;  // slots handed out by Acquire()
   std::vector<Group> groups_;

@@ -28,9 +28,9 @@ Buffer BufferPool::AllocSlow(BufferFormat format, std::uint32_t count) {
   const std::uint32_t key_index = ResetIfStale(FindOrAddKey(format, count));
   const std::uint32_t slot_index = NewBuffer(key_index);
   if (slot_index == kNone) return {};
-  Key& key = keys_[key_index];
   const Slot& slot = slots_[slot_index];
-  key.stack.push_back({slot.memory, slot_index, slot.generation});
+  PushEntry(key_index, {slot.memory, slot_index, slot.generation});
+  Key& key = keys_[key_index];
   ++key.cursor;
   if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
   return {slot.memory, key.buffer_bytes(), format, count, BufferId{slot_index, slot.generation}};
@@ -47,13 +47,80 @@ std::uint32_t BufferPool::ResetIfStale(std::uint32_t key_index) {
   return key_index;
 }
 
+void BufferPool::PushEntry(std::uint32_t key_index, const StackEntry& entry) {
+  if (keys_[key_index].size == key_info_[key_index].capacity) GrowStack(key_index);
+  Key& key = keys_[key_index];
+  key.stack[key.size++] = entry;
+}
+
+// Twice the room for a full stack: in place when it is the last in entries_, else at the end,
+// its old room left as waste.
+void BufferPool::GrowStack(std::uint32_t key_index) {
+  KeyInfo& info = key_info_[key_index];
+  const std::uint32_t capacity = std::max<std::uint32_t>(1, 2 * info.capacity);
+  if (info.capacity != 0 && info.first + info.capacity == entries_.size()) {
+    ResizeEntries(info.first + capacity);
+  } else {
+    if (entries_waste_ > entries_.size() / 2) CompactEntries();
+    const std::size_t first = entries_.size();
+    ResizeEntries(first + capacity);
+    std::copy_n(entries_.data() + info.first, keys_[key_index].size, entries_.data() + first);
+    entries_waste_ += info.capacity;
+    info.first = static_cast<std::uint32_t>(first);
+  }
+  info.capacity = capacity;
+  keys_[key_index].stack = entries_.data() + info.first;
+}
+
+// Resizes entries_, and points the keys' stacks into it again if it moved. (The comparison is
+// made across one resize, while the old array still exists, so a move always shows.)
+void BufferPool::ResizeEntries(std::size_t size) {
+  const StackEntry* const before = entries_.data();
+  entries_.resize(size);
+  if (entries_.data() != before) PointStacks();
+}
+
+// Moves every active key's stack to the front of entries_, in key order, leaving no waste.
+// O(entries); GrowStack() calls it once the waste is half the array, so it costs O(1) a growth.
+void BufferPool::CompactEntries() {
+  std::vector<StackEntry> compact;
+  compact.reserve(entries_.size() - entries_waste_);
+  for (KeyInfo& info : key_info_) {
+    if (info.capacity == 0) continue;
+    const std::size_t first = compact.size();
+    const StackEntry* stack = entries_.data() + info.first;
+    compact.insert(compact.end(), stack, stack + info.capacity);
+    info.first = static_cast<std::uint32_t>(first);
+  }
+  entries_.swap(compact);
+  entries_waste_ = 0;
+  PointStacks();
+}
+
+// Each key's stack pointer, after entries_ moved.
+void BufferPool::PointStacks() {
+  for (std::size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i].stack = key_info_[i].capacity == 0 ? nullptr : entries_.data() + key_info_[i].first;
+  }
+}
+
+// A dropped key's room becomes waste.
+void BufferPool::FreeStack(std::uint32_t key_index) {
+  KeyInfo& info = key_info_[key_index];
+  entries_waste_ += info.capacity;
+  info.first = 0;
+  info.capacity = 0;
+  keys_[key_index].size = 0;
+  keys_[key_index].stack = nullptr;
+}
+
 Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char* site) {
   if (count == 0) return {};
   const std::uint32_t key_index = ResetIfStale(FindOrAddKey(format, count));
   std::uint32_t slot_index = kNone;
-  if (Key& key = keys_[key_index]; key.stack.size() > key.cursor) {
-    slot_index = key.stack.back().slot;
-    key.stack.pop_back();
+  if (Key& key = keys_[key_index]; key.size > key.cursor) {
+    --key.size;
+    slot_index = key.stack[key.size].slot;
   } else {
     slot_index = NewBuffer(key_index);
     if (slot_index == kNone) return {};
@@ -63,7 +130,7 @@ Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char*
   Slot& slot = slots_[slot_index];
   slot.state = SlotState::kHeld;
   ++slot.generation;  // every id handed out for this slot before is stale now
-  ++key.held;
+  ++key_info_[key_index].held;
   slot.held_index = static_cast<std::uint32_t>(held_.size());
   held_.push_back(slot_index);
   if constexpr (kPoolInstrumented) {
@@ -107,8 +174,8 @@ bool BufferPool::Release(BufferId id) {
     held_bytes_ -= key.buffer_bytes();
   }
   slot.state = SlotState::kPooled;
-  key.stack.push_back({slot.memory, id.slot, slot.generation});
-  --key.held;
+  PushEntry(slot.key, {slot.memory, id.slot, slot.generation});
+  --key_info_[slot.key].held;
   return true;
 }
 
@@ -365,7 +432,7 @@ void BufferPool::Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_ind
 void BufferPool::AttributeHeld(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
-  const GroupKey key{slot.site, keys_[slot.key].format};
+  const GroupKey key{slot.site, key_info_[slot.key].format};
   auto [it, added] = group_index_.try_emplace(key, static_cast<std::uint32_t>(groups_.size()));
   if (added) groups_.push_back({key.site, key.format, {}, {}});
   slot.group = it->second;
@@ -446,8 +513,9 @@ BufferPool::Audit BufferPool::AuditBytes() const {
     ++audit.buffers;
     if (slot.state == SlotState::kHeld) audit.in_use_bytes += bytes;
   }
-  for (const Key& key : keys_) {
-    if (key.active && key.last_used_frame == frame_)
+  for (std::size_t i = 0; i < keys_.size(); ++i) {
+    const Key& key = keys_[i];
+    if (key_info_[i].active && key.last_used_frame == frame_)
       audit.in_use_bytes += key.cursor * key.buffer_bytes();
   }
   return audit;
@@ -464,18 +532,12 @@ std::uint32_t BufferPool::FindOrAddKey(BufferFormat format, std::uint32_t count)
   } else {
     index = static_cast<std::uint32_t>(keys_.size());
     keys_.emplace_back();
+    key_info_.emplace_back();
   }
-  Key& key = keys_[index];
-  key.packed = packed;
-  key.format = format;
-  key.count = count;
   const std::uint64_t buffer_bytes = static_cast<std::uint64_t>(count) * ElementSize(format);
-  key.scoped_step = (buffer_bytes << kScopedBytesShift) | 1;
-  key.cursor = 0;
-  key.last_used_frame = frame_;
-  key.stack.clear();
-  key.held = 0;
-  key.active = true;
+  keys_[index] = {.scoped_step = (buffer_bytes << kScopedBytesShift) | 1,
+                  .last_used_frame = frame_};
+  key_info_[index] = {.packed = packed, .format = format, .active = true};
   ++active_keys_;
   if constexpr (kPoolInstrumented) changed_ = true;
   TableInsert(packed, index);
@@ -531,7 +593,7 @@ std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
       slots_.size() - empty_slots_.size() >= kMaxBuffers) {
     if constexpr (kPoolInstrumented) ++allocation_failures_;
     // A key made only for this refused request would count as bloat; drop it again.
-    if (keys_[key_index].stack.empty() && keys_[key_index].held == 0) DropKey(key_index);
+    if (keys_[key_index].size == 0 && key_info_[key_index].held == 0) DropKey(key_index);
     return kNone;
   }
   std::uint32_t slot_index = 0;
@@ -578,15 +640,15 @@ void BufferPool::Trim() {
       next_trim_frame_ = TrimDueFrame();
       continue;
     }
-    if constexpr (kPoolInstrumented) changed_ = changed_ || !key.stack.empty();
-    for (const StackEntry& entry : key.stack) {
+    if constexpr (kPoolInstrumented) changed_ = changed_ || key.size != 0;
+    for (std::uint32_t i = 0; i < key.size; ++i) {
       pooled_bytes_ -= key.buffer_bytes();
       if constexpr (kPoolInstrumented) trimmed_bytes_ += key.buffer_bytes();
-      FreeSlotMemory(entry.slot);
+      FreeSlotMemory(key.stack[i].slot);
     }
-    key.stack.clear();
+    key.size = 0;
     key.cursor = 0;
-    if (key.held == 0) {
+    if (key_info_[key_index].held == 0) {
       DropKey(key_index);
     } else {
       trim_queue_.RequeueFront(frame_);
@@ -599,17 +661,16 @@ void BufferPool::DropKey(std::uint32_t key_index) {
   if constexpr (kPoolInstrumented) changed_ = true;
   trim_queue_.Remove(key_index);
   next_trim_frame_ = TrimDueFrame();
-  TableErase(keys_[key_index].packed);
-  keys_[key_index].active = false;
-  keys_[key_index].packed = kNoKey;
+  TableErase(key_info_[key_index].packed);
+  FreeStack(key_index);
+  key_info_[key_index] = {};
   --active_keys_;
   empty_keys_.push_back(key_index);
 }
 
 OutstandingBuffer BufferPool::Describe(std::uint32_t slot_index) const {
   const Slot& slot = slots_[slot_index];
-  const Key& key = keys_[slot.key];
-  return {slot.site, key.format, key.buffer_bytes(), slot.frame};
+  return {slot.site, key_info_[slot.key].format, keys_[slot.key].buffer_bytes(), slot.frame};
 }
 
 }  // namespace POOLWATCH_POOL_NAMESPACE

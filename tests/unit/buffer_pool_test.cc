@@ -537,6 +537,74 @@ TEST(BufferPoolTest, TrimIsExactForKeysUsedAtDifferentRatesAndKeysComeBack) {
   EXPECT_EQ(pool.AuditBytes().pooled_bytes, pool.Stats().pooled_bytes);
 }
 
+// The keys' stacks share one array: a stack that outgrows its room moves to the array's end,
+// the array reallocates, and the rooms left behind (by moves, and by keys trimmed away) are
+// compacted. Through all of it each key hands out its own buffers and no other's: every frame,
+// the same memory under the same id (a new id only after an Acquire() and Release() of it).
+TEST(BufferPoolTest, KeysWhoseStacksGrowInTurnAndLeaveEachHandOutOnlyTheirOwnBuffers) {
+  constexpr std::uint32_t kKeys = 40;
+  constexpr std::uint32_t kIdle = 3;
+  BufferPool pool(PoolOptions{.trim_idle_frames = kIdle});
+  std::mt19937 rng(11);
+  struct Owned {
+    std::uint32_t key = 0;
+    BufferId id;
+  };
+  std::map<const std::byte*, Owned> owner;     // every buffer handed out so far, by its memory
+  std::vector<std::uint32_t> depth(kKeys, 1);  // buffers each key hands out a frame
+  const auto count_of = [](std::uint32_t key) { return 16 + 16 * key; };
+  std::uint64_t forgotten = 0;  // buffers of keys trimmed away
+  const auto forget = [&](std::uint32_t key) {
+    forgotten += std::erase_if(owner, [key](const auto& entry) { return entry.second.key == key; });
+    depth[key] = 0;
+  };
+  // Frames 0-199: every key in use, one key's depth grows each frame (stacks outgrow their room
+  // in an order the array's layout does not follow). Frames 200-299: the even keys are left
+  // idle and trimmed, the odd ones grow on. Frames 300-399: the even keys come back.
+  for (std::uint32_t frame = 0; frame < 400; ++frame) {
+    const bool evens_away = frame >= 200 && frame < 300;
+    for (std::uint32_t key = 0; key < kKeys; key += 2) {
+      if (frame == 200) forget(key);
+      if (frame == 300) depth[key] = 1;
+    }
+    auto grow = static_cast<std::uint32_t>(rng() % kKeys);
+    if (evens_away) grow |= 1;
+    ++depth[grow];
+    for (std::uint32_t key = 0; key < kKeys; ++key) {
+      if (evens_away && key % 2 == 0) continue;
+      if (depth[key] > 1 && rng() % 4 == 0) {  // a free buffer held and back: a new id
+        const Buffer held = pool.Acquire(BufferFormat::kU8, count_of(key));
+        ASSERT_TRUE(held);
+        const auto it = owner.find(held.data());
+        ASSERT_NE(it, owner.end()) << "key " << key << " acquired new memory, frame " << frame;
+        ASSERT_EQ(it->second.key, key)
+            << "key " << key << " acquired key " << it->second.key << "'s buffer, frame " << frame;
+        it->second.id = held.id();
+        ASSERT_TRUE(pool.Release(held.id()));
+      }
+      std::set<const std::byte*> this_frame;
+      for (std::uint32_t i = 0; i < depth[key]; ++i) {
+        const Buffer b = pool.Alloc(BufferFormat::kU8, count_of(key));
+        ASSERT_TRUE(b);
+        ASSERT_TRUE(this_frame.insert(b.data()).second) << "key " << key << ", frame " << frame;
+        const auto [it, added] = owner.try_emplace(b.data(), Owned{key, b.id()});
+        if (added) continue;  // new memory
+        ASSERT_EQ(it->second.key, key) << "key " << key << " handed out key " << it->second.key
+                                       << "'s buffer, frame " << frame;
+        ASSERT_EQ(it->second.id, b.id()) << "key " << key << ", frame " << frame;
+      }
+    }
+    pool.EndFrame();
+    ASSERT_EQ(pool.Stats().misses_total, owner.size() + forgotten) << "frame " << frame;
+    if (frame == 299) {
+      ASSERT_EQ(pool.Stats().keys, kKeys / 2);
+      ASSERT_GT(pool.Stats().trimmed_bytes_total, 0U);
+    }
+  }
+  EXPECT_EQ(pool.Stats().keys, kKeys);
+  EXPECT_EQ(pool.AuditBytes().pooled_bytes, pool.Stats().pooled_bytes);
+}
+
 }  // namespace
 }  // namespace poolwatch
 

@@ -229,7 +229,7 @@ class BufferPool {
         key.last_used_frame = frame_;
         key.cursor = 0;
       }
-      if (key.cursor < key.stack.size()) {
+      if (key.cursor < key.size) {
         if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
         const StackEntry& entry = key.stack[key.cursor++];
         return {entry.memory, key.buffer_bytes(), format, count,
@@ -396,24 +396,35 @@ class BufferPool {
     std::uint32_t generation;
   };
 
-  struct Key {
-    // The frame-scoped path reads only these.
+  // What the frame-scoped path reads of a key, 32 bytes: two keys to a cache line, so that a
+  // frame of many keys reads few lines (KeyInfo holds the rest).
+  struct alignas(32) Key {
     std::uint32_t cursor = 0;  // stack[0, cursor) went out through Alloc() in last_used_frame
-    std::uint32_t count = 0;
+    // The key's pooled buffers, its stack: stack[0, size), in entries_ (KeyInfo says where;
+    // PointStacks() renews the pointer when entries_ moves). stack[0, cursor) are
+    // frame-scoped, the rest free. A frame's first Alloc() of the key
+    // resets the cursor, as an arena resets, so EndFrame() visits no key; Acquire() takes a
+    // free one from the top and Release() puts it back there.
+    std::uint32_t size = 0;
+    StackEntry* stack = nullptr;
     // The buffer's bytes from bit kScopedBytesShift up, and 1 below: what an Alloc() of the
     // key adds to frame_scoped_, ready to add (no constant to load on the fast path).
     std::uint64_t scoped_step = 0;
     std::uint64_t last_used_frame = 0;
-    // The key's pooled buffers: stack[0, cursor) frame-scoped, the rest free. A frame's first
-    // Alloc() of the key resets the cursor, as an arena resets, so EndFrame() visits no key;
-    // Acquire() takes a free one from the top and Release() puts it back there.
-    std::vector<StackEntry> stack;
-    BufferFormat format = BufferFormat::kU8;
-    bool active = false;
-    std::uint32_t held = 0;  // held buffers of this key outstanding
-    std::uint64_t packed = kNoKey;
 
     std::uint64_t buffer_bytes() const { return scoped_step >> kScopedBytesShift; }
+  };
+  static_assert(sizeof(Key) == 32);
+
+  // The rest of a key, in key_info_ at the key's index.
+  struct KeyInfo {
+    std::uint64_t packed = kNoKey;
+    std::uint32_t held = 0;  // held buffers of this key outstanding
+    // The key's stack is entries_[first, first + size), with room up to first + capacity.
+    std::uint32_t first = 0;
+    std::uint32_t capacity = 0;
+    BufferFormat format = BufferFormat::kU8;
+    bool active = false;
   };
 
   // The key table: open addressing with linear probing, at most half full, so a probe for a
@@ -458,6 +469,12 @@ class BufferPool {
   std::uint32_t NewBuffer(std::uint32_t key_index);
   void FreeSlotMemory(std::uint32_t slot_index);
   std::uint32_t ResetIfStale(std::uint32_t key_index);
+  void PushEntry(std::uint32_t key_index, const StackEntry& entry);
+  void GrowStack(std::uint32_t key_index);
+  void ResizeEntries(std::size_t size);
+  void CompactEntries();
+  void PointStacks();
+  void FreeStack(std::uint32_t key_index);
   void Trim();
   void DropKey(std::uint32_t key_index);
   void Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
@@ -480,7 +497,13 @@ class BufferPool {
   // TrimDueFrame(), kept as the queue and the options change: EndFrame() calls Trim() only from
   // this frame on, so a pool with trimming on pays for it only when a key may be idle.
   std::uint64_t next_trim_frame_ = kNever;
-  std::vector<Key> keys_;
+  std::vector<Key> keys_;          // by key index
+  std::vector<KeyInfo> key_info_;  // by key index, beside keys_
+  // Every key's stack, side by side (not a heap block each), so that a frame that visits many
+  // keys reads their entries from few cache lines. A stack that outgrows its room moves to the
+  // end; the room it leaves is waste, compacted away once it is half of the array.
+  std::vector<StackEntry> entries_;
+  std::size_t entries_waste_ = 0;
   std::vector<std::uint32_t> empty_keys_;  // inactive entries of keys_, for reuse
   std::uint64_t active_keys_ = 0;
   std::vector<Slot> slots_;

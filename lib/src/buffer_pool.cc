@@ -104,16 +104,6 @@ void BufferPool::PointStacks() {
   }
 }
 
-// A dropped key's room becomes waste.
-void BufferPool::FreeStack(std::uint32_t key_index) {
-  KeyInfo& info = key_info_[key_index];
-  entries_waste_ += info.capacity;
-  info.first = 0;
-  info.capacity = 0;
-  keys_[key_index].size = 0;
-  keys_[key_index].stack = nullptr;
-}
-
 Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char* site) {
   if (count == 0) return {};
   const std::uint32_t key_index = ResetIfStale(FindOrAddKey(format, count));
@@ -662,7 +652,8 @@ void BufferPool::DropKey(std::uint32_t key_index) {
   trim_queue_.Remove(key_index);
   next_trim_frame_ = TrimDueFrame();
   TableErase(key_info_[key_index].packed);
-  FreeStack(key_index);
+  entries_waste_ += key_info_[key_index].capacity;  // its stack's room, until a compaction
+  keys_[key_index] = {};
   key_info_[key_index] = {};
   --active_keys_;
   empty_keys_.push_back(key_index);

@@ -474,7 +474,6 @@ class BufferPool {
   void ResizeEntries(std::size_t size);
   void CompactEntries();
   void PointStacks();
-  void FreeStack(std::uint32_t key_index);
   void Trim();
   void DropKey(std::uint32_t key_index);
   void Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index);

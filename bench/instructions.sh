@@ -4,12 +4,15 @@
 # Markdown table for docs/performance.md.
 #
 # Each workload's BM_<Workload>/paired runs in a process of its own under callgrind. There the
-# two pools run the same frames, each through its own RunFrames() (never inlined). A pool's
-# instructions per frame are its RunFrames()' inclusive count over its frames: the frame loop,
-# the benchmark's touch of each buffer and the first frame's allocations (spread over some
-# thousands of frames) included. The frames are the pool's EndFrame() calls, four to a frame of
-# BM_Sequence (one frame of each other workload). EndFrame()'s own count over its calls is one
-# frame's end alone.
+# two pools run the same frames, each through its own RunFrames() (never inlined), in timed
+# chunks. Callgrind zeroes its counts on entry to TimePairs() (never inlined), the timed chunks
+# of the benchmark's last run: the warm-up before them, with the first frames' allocations, is
+# left out, and every frame counted is a steady-state frame however many chunks a run timed
+# (counted from the start, ManySmallBuffers' difference came out +531 or +655 by the chunks).
+# A pool's instructions per frame are its RunFrames()' inclusive count over its frames: the
+# frame loop and the benchmark's touch of each buffer included. The frames are the pool's
+# EndFrame() calls, four to a frame of BM_Sequence (one frame of each other workload).
+# EndFrame()'s own count over its calls is one frame's end alone.
 # Usage: bench/instructions.sh [--bench BINARY]
 #   (default: build/dev/bench/poolwatch_bench, built here first)
 set -euo pipefail
@@ -64,7 +67,8 @@ echo "| workload | instrumented, instructions per frame | plain | difference | i
 echo "|---|---|---|---|---|---|"
 for workload in ReferenceFrame ManySmallBuffers FewLargeBuffers ManyKeys Sequence; do
   profile=$work/$workload.callgrind
-  valgrind --tool=callgrind --callgrind-out-file="$profile" "$bench" \
+  valgrind --tool=callgrind --zero-before='*TimePairs*' \
+    --callgrind-out-file="$profile" "$bench" \
     --benchmark_filter="^BM_$workload/paired\$" --benchmark_min_time=0.01 \
     --benchmark_repetitions=1 >"$work/$workload.log" 2>&1 || {
     echo "instructions.sh: BM_$workload/paired failed under callgrind:" >&2

@@ -314,23 +314,21 @@ void BM_SymbolizeCached(benchmark::State& state) {
 }
 BENCHMARK(BM_SymbolizeCached);
 
-// The instrumented pool against another variant of the same workload, paired: chunks of frames
-// (about 20 000 allocations each, tens of microseconds) on each in turn, which of the two goes
-// first alternating, so that both meet the machine in the same moments. Separate benchmarks
-// (`/instrumented`, `/plain`, ...) run seconds apart, and on a VM whose speed changes between
-// them by up to 1.5x, their quotient moves by more than the instrumentation costs. Counters: the
-// medians over the pairs of each one's ns per frame (`instrumented_ns`, `<other>_ns`) and of
-// their quotient (`ratio`, instrumented over the other).
-void BM_Paired(benchmark::State& state, Workload workload, const std::string& other,
-               const std::function<void(std::int64_t frames)>& run_other,
-               PoolOptions options = {}) {
-  PoolAllocator<BufferPool> instrumented(options);
-  const auto run_instrumented = [&](std::int64_t frames) {
-    RunFrames(instrumented, workload, frames);
-  };
-  const std::int64_t frames = std::max<std::int64_t>(1, 20'000 / AllocationsPerFrame(workload));
-  run_instrumented(frames);  // warm: the first frame of each allocates
-  run_other(frames);
+// The medians over the pairs of chunks of each one's ns per frame and of their quotient.
+struct PairedTimes {
+  double instrumented_ns;
+  double other_ns;
+  double ratio;
+};
+
+// Chunks of `frames` frames on each in turn, for as long as `state` asks, which of the two goes
+// first alternating. Never inlined: bench/instructions.sh zeroes callgrind's counts on entry,
+// which leaves out the warm-up before it (the first frames' allocations, which would otherwise
+// be spread over however many chunks a run timed).
+template <typename RunInstrumented, typename RunOther>
+[[gnu::noinline]] PairedTimes TimePairs(benchmark::State& state,
+                                        const RunInstrumented& run_instrumented,
+                                        const RunOther& run_other, std::int64_t frames) {
   const auto ns_per_frame = [&](const auto& run) {
     const auto start = std::chrono::steady_clock::now();
     run(frames);
@@ -356,9 +354,30 @@ void BM_Paired(benchmark::State& state, Workload workload, const std::string& ot
     std::nth_element(values.begin(), middle, values.end());
     return *middle;
   };
-  state.counters["instrumented_ns"] = median(instrumented_ns);
-  state.counters[other + "_ns"] = median(other_ns);
-  state.counters["ratio"] = median(ratios);
+  return {median(instrumented_ns), median(other_ns), median(ratios)};
+}
+
+// The instrumented pool against another variant of the same workload, paired: chunks of frames
+// (about 20 000 allocations each, tens of microseconds) on each in turn, which of the two goes
+// first alternating, so that both meet the machine in the same moments. Separate benchmarks
+// (`/instrumented`, `/plain`, ...) run seconds apart, and on a VM whose speed changes between
+// them by up to 1.5x, their quotient moves by more than the instrumentation costs. Counters: the
+// medians over the pairs of each one's ns per frame (`instrumented_ns`, `<other>_ns`) and of
+// their quotient (`ratio`, instrumented over the other).
+void BM_Paired(benchmark::State& state, Workload workload, const std::string& other,
+               const std::function<void(std::int64_t frames)>& run_other,
+               PoolOptions options = {}) {
+  PoolAllocator<BufferPool> instrumented(options);
+  const auto run_instrumented = [&](std::int64_t frames) {
+    RunFrames(instrumented, workload, frames);
+  };
+  const std::int64_t frames = std::max<std::int64_t>(1, 20'000 / AllocationsPerFrame(workload));
+  run_instrumented(frames);  // warm: the first frame of each allocates
+  run_other(frames);
+  const PairedTimes times = TimePairs(state, run_instrumented, run_other, frames);
+  state.counters["instrumented_ns"] = times.instrumented_ns;
+  state.counters[other + "_ns"] = times.other_ns;
+  state.counters["ratio"] = times.ratio;
 }
 
 // Trimming as the README's render pool has it: keys idle for 600 frames (10 s at 60 Hz) lose

@@ -75,6 +75,13 @@ for workload in ReferenceFrame ManySmallBuffers FewLargeBuffers ManyKeys Sequenc
     cat "$work/$workload.log" >&2
     exit 1
   }
+  # Steady-state frames find every buffer pooled; AllocSlow() in the profile means the warm-up
+  # was counted (callgrind never zeroed, as when TimePairs() is inlined or renamed).
+  if grep -q 'BufferPool::AllocSlow' "$profile"; then
+    echo "instructions.sh: BM_$workload/paired: the profile holds AllocSlow(), the warm-up's" \
+      "allocations; was it zeroed on entry to TimePairs()?" >&2
+    exit 1
+  fi
   declare -A run=() end=()
   while read -r pool instructions end_frame; do
     run[$pool]=$instructions

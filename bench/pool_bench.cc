@@ -323,8 +323,8 @@ struct PairedTimes {
 
 // Chunks of `frames` frames on each in turn, for as long as `state` asks, which of the two goes
 // first alternating. Never inlined: bench/instructions.sh zeroes callgrind's counts on entry,
-// which leaves out the warm-up before it (the first frames' allocations, which would otherwise
-// be spread over however many chunks a run timed).
+// which leaves out the warm-ups before it (the first frames' allocations, which would otherwise
+// be spread over however many runs and chunks the benchmark timed).
 template <typename RunInstrumented, typename RunOther>
 [[gnu::noinline]] PairedTimes TimePairs(benchmark::State& state,
                                         const RunInstrumented& run_instrumented,

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "web_config.h"
@@ -164,6 +166,22 @@ Response ToBeast(HttpResponse response, unsigned version, bool keep_alive, bool 
   return res;
 }
 
+// The request target as a path and query (origin form). A server must accept the absolute form
+// as well (RFC 9112, 3.2.2), which clients send to proxies: "http://host:9720/metrics?x" is
+// "/metrics?x", so that authorization and routing see the same path either way.
+std::string OriginForm(std::string_view target) {
+  for (const std::string_view scheme :
+       {std::string_view("http://"), std::string_view("https://")}) {
+    if (target.size() < scheme.size() || !beast::iequals(target.substr(0, scheme.size()), scheme)) {
+      continue;
+    }
+    const std::size_t path = target.find_first_of("/?", scheme.size());
+    if (path == std::string_view::npos) return "/";
+    return (target[path] == '?' ? "/" : "") + std::string(target.substr(path));
+  }
+  return std::string(target);
+}
+
 HttpResponse Refusal(unsigned status, std::string text) {
   return {status,
           "text/plain; charset=utf-8",
@@ -276,10 +294,18 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     if (ec) return Write(Error(400, "bad request: " + ec.message() + "\n"));
 
     const auto& req = parser_->get();
+    // A request names its host once at most, and an HTTP/1.1 one always (RFC 9112, 3.2), as
+    // Go's servers require too.
+    if (const std::size_t hosts = req.count(http::field::host); hosts > 1) {
+      return Write(Error(400, "bad request: more than one Host header\n"));
+    } else if (hosts == 0 && req.version() >= 11) {
+      return Write(Error(400, "bad request: an HTTP/1.1 request needs a Host header\n"));
+    }
+    target_ = OriginForm(req.target());
     // The users of the latest config, also on a connection accepted before a reload.
     std::shared_ptr<const WebSecurity> web = State().CurrentSecurity()->web;
-    const auto access = web ? web->Check(req.target(), req[http::field::authorization])
-                            : WebSecurity::Access::kGranted;
+    const auto access =
+        web ? web->Check(target_, req[http::field::authorization]) : WebSecurity::Access::kGranted;
     if (access == WebSecurity::Access::kVerify) {
       return Verify(std::move(web), std::string(req[http::field::authorization]));
     }
@@ -308,7 +334,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
            std::make_shared<const std::string>("unauthorized\n"),
            {{"WWW-Authenticate", "Basic realm=\"" + State().name + "\", charset=\"UTF-8\""}}});
     }
-    HttpRequest request{std::string(req.method_string()), std::string(req.target()),
+    HttpRequest request{std::string(req.method_string()), target_,
                         std::string(req[http::field::accept_encoding]),
                         std::string(req[http::field::accept])};
     if (auto ready = State().handler.HandleQuickly(request)) return Respond(std::move(*ready));
@@ -382,6 +408,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string target_;  // the request's, in origin form
   Response response_;
   ConnectionSlot slot_;
   bool first_ = true;

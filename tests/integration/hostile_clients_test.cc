@@ -213,6 +213,44 @@ TEST_F(HostileClientsTest, Http10WithoutHostIsAnsweredAndClosed) {
   EXPECT_NE(socket.received().find("poolwatch_frames_total{loop=\"main\"}"), std::string::npos);
 }
 
+// RFC 9112, 3.2: an HTTP/1.1 request without Host, and any request with two, get 400.
+TEST_F(HostileClientsTest, MissingOrRepeatedHostGets400) {
+  const auto get = [&](const std::string& version, const std::string& headers) {
+    return RawExchange(port_, "GET /metrics " + version + "\r\n" + headers + "\r\n", 5s);
+  };
+  const std::string missing = get("HTTP/1.1", "Connection: close\r\n");
+  EXPECT_TRUE(missing.starts_with("HTTP/1.1 400")) << missing.substr(0, 40);
+  EXPECT_TRUE(missing.ends_with("an HTTP/1.1 request needs a Host header\n")) << missing;
+  for (const char* version : {"HTTP/1.1", "HTTP/1.0"}) {
+    const std::string twice = get(version, "Host: a\r\nHost: b\r\nConnection: close\r\n");
+    EXPECT_TRUE(twice.starts_with("HTTP/1.1 400")) << version << ": " << twice.substr(0, 40);
+    EXPECT_TRUE(twice.ends_with("more than one Host header\n")) << twice;
+  }
+  ExpectPromptScrape();
+}
+
+// RFC 9112, 3.2.2: a server accepts a target in absolute form, as it would its path.
+TEST_F(HostileClientsTest, AbsoluteFormTargetsAreAnsweredAsTheirPaths) {
+  const auto get = [&](const std::string& target) {
+    return RawExchange(port_, "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                       5s);
+  };
+  const std::string metrics = get("http://127.0.0.1:" + std::to_string(port_) + "/metrics");
+  EXPECT_TRUE(metrics.starts_with("HTTP/1.1 200")) << metrics.substr(0, 40);
+  EXPECT_NE(metrics.find("poolwatch_frames_total{loop=\"main\"}"), std::string::npos);
+  const std::string healthz = get("HTTP://x/healthz?verbose=1");
+  EXPECT_TRUE(healthz.starts_with("HTTP/1.1 200")) << healthz.substr(0, 40);
+  EXPECT_TRUE(healthz.ends_with("\r\n\r\nok\n")) << healthz;
+  for (const char* landing : {"http://x", "https://x?y=1"}) {
+    const std::string page = get(landing);
+    EXPECT_TRUE(page.starts_with("HTTP/1.1 200")) << landing << ": " << page.substr(0, 40);
+    EXPECT_NE(page.find("text/html"), std::string::npos) << landing;
+  }
+  for (const char* missing : {"http://x/nope", "http://x/../etc/passwd", "ftp://x/metrics"}) {
+    EXPECT_TRUE(get(missing).starts_with("HTTP/1.1 404")) << missing;
+  }
+}
+
 TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {
   for (int i = 0; i < 200; ++i) ASSERT_EQ(HttpGet(port_, "/healthz").status, 200U);
   const auto before = Scrape();

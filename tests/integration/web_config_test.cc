@@ -230,6 +230,13 @@ TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
   EXPECT_EQ(HttpGet(port_, "/metrics").status, 401U);
   EXPECT_EQ(HttpGet(port_, "/metrics", {{"Authorization", "Basic YWxpY2U6c2VjcmV0"}}).status, 200U);
   EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U);
+  // A target in absolute form is authorized as its path: no way around the password.
+  EXPECT_EQ(HttpGet(port_, "http://127.0.0.1/metrics").status, 401U);
+  EXPECT_EQ(
+      HttpGet(port_, "http://127.0.0.1/metrics", {{"Authorization", "Basic YWxpY2U6c2VjcmV0"}})
+          .status,
+      200U);
+  EXPECT_EQ(HttpGet(port_, "http://127.0.0.1/healthz").status, 200U);
   // A mark changes what the pages show: it needs the same credentials.
   EXPECT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=x").status, 401U);
   EXPECT_EQ(HttpRequest(port_, "POST", "/debug/mark?name=x",

@@ -11,6 +11,8 @@
 #include <array>
 #include <cctype>
 #include <cstring>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace poolwatch::exporter {
@@ -30,6 +32,14 @@ class MappingReader {
   MappingReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
     if (!node_.IsMap() && !node_.IsNull()) {
       Fail(path_.empty() ? "<root>" : path_, "must be a mapping", node_);
+    }
+    // yaml-cpp keeps both, and node_[key] finds the first; the toolkit (UnmarshalStrict)
+    // refuses a key given twice.
+    if (!node_.IsMap()) return;
+    std::set<std::string> keys;
+    for (const auto& entry : node_) {
+      const auto key = entry.first.as<std::string>();
+      if (!keys.insert(key).second) Fail(Path(key), "given twice", entry.first);
     }
   }
 
@@ -271,7 +281,9 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
           reader.Fail(key, "must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)",
                       entry.second);
         }
-        config.basic_auth_users.emplace(user, entry.second.Scalar());
+        if (!config.basic_auth_users.emplace(user, entry.second.Scalar()).second) {
+          reader.Fail(key, "given twice", entry.first);
+        }
       }
     }
     reader.Finish({"http_server_config", "rate_limit"});

@@ -236,6 +236,12 @@ INSTANTIATE_TEST_SUITE_P(
                   "loops[1].pools[0].name: \"p\" names two pools (also loops[0].pools[0])"},
         BadConfig{R"({"loops": [{"name": "a", "pools": [{"name": "p"}, {"name": "p"}]}]})",
                   "loops[0].pools[1].name: \"p\" names two pools (also loops[0].pools[0])"},
+        // nlohmann keeps the last of a key given twice: refused, by its path.
+        BadConfig{R"({"loop": {"tick_hz": 60, "tick_hz": 30}})", "loop.tick_hz: given twice"},
+        BadConfig{R"({"log": {}, "log": {"level": "debug"}})", "log: given twice"},
+        BadConfig{R"({"loops": [{"name": "a"}, {"name": "b", "pools": [{"name": "p"},
+                                {"name": "q", "max_bytes": 1, "max_bytes": 2}]}]})",
+                  "loops[1].pools[1].max_bytes: given twice"},
         BadConfig{"{\"pool\": 3}", "pool: must be an object, got 3"},
         BadConfig{"{\"loop\": {\"tick_hz\": 0}}", "loop.tick_hz: must be a number from 1"},
         BadConfig{"{\"loop\": {\"tick_hz\": 1e9}}", "loop.tick_hz: must be a number from 1"},

@@ -81,6 +81,19 @@ TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
   EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
 }
 
+// yaml-cpp keeps a key given twice and finds the first; the toolkit refuses it, and so does
+// poolwatch, at the second's line: two hashes for one user must not leave one of them unseen.
+TEST(WebConfigTest, RefusesAKeyGivenTwice) {
+  const std::string hash(kAliceHash);
+  EXPECT_EQ(ErrorOf("basic_auth_users:\n  alice: " + hash + "\n  bob: " + hash +
+                    "\n  alice: " + hash + "\n"),
+            "web.yml: basic_auth_users.alice: given twice (line 4)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  min_version: TLS12\n  min_version: TLS13\n"),
+            "web.yml: tls_server_config.min_version: given twice (line 3)");
+  EXPECT_EQ(ErrorOf("basic_auth_users: {}\nbasic_auth_users:\n  alice: " + hash + "\n"),
+            "web.yml: basic_auth_users: given twice (line 2)");
+}
+
 TEST(WebConfigTest, TlsMaterialThatCannotBeLoadedIsNamed) {
   WebConfig config;
   config.tls.emplace();

@@ -271,6 +271,11 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   void OnHeader(beast::error_code ec, std::size_t header_bytes) {
     awaiting_header_ = false;
     if (ec) return OnRead(ec, 0);
+    // A transfer coding not ending in chunked leaves the body's length unknown (Beast would
+    // read none): 400 and a close (RFC 9112, 6.1), so that no proxy in front reads it otherwise.
+    if (parser_->get().count(http::field::transfer_encoding) != 0 && !parser_->chunked()) {
+      return Write(Error(400, "bad request: a Transfer-Encoding must end in chunked\n"));
+    }
     const std::size_t left =
         Limits().max_request_bytes - std::min(header_bytes, Limits().max_request_bytes);
     const auto length = parser_->content_length();

@@ -229,6 +229,26 @@ TEST_F(HostileClientsTest, MissingOrRepeatedHostGets400) {
   ExpectPromptScrape();
 }
 
+// RFC 9112, 6.1: a body whose transfer coding does not end in chunked has no length the
+// server can tell; it gets 400 and a close, and what followed it is never read as a request.
+TEST_F(HostileClientsTest, TransferCodingNotEndingInChunkedGets400) {
+  for (const char* coding : {"gzip", "chunked, gzip", "identity"}) {
+    const std::string response = RawExchange(
+        port_,
+        std::string("POST /debug/mark?name=smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") +
+            coding + "\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        5s);
+    EXPECT_TRUE(response.starts_with("HTTP/1.1 400")) << coding << ": " << response.substr(0, 40);
+    EXPECT_TRUE(response.ends_with("a Transfer-Encoding must end in chunked\n")) << response;
+  }
+  EXPECT_TRUE(RawExchange(port_,
+                          "POST /debug/mark?name=chunked HTTP/1.1\r\nHost: x\r\n"
+                          "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+                          5s)
+                  .starts_with("HTTP/1.1 201"));
+  ExpectPromptScrape();
+}
+
 // RFC 9112, 3.2.2: a server accepts a target in absolute form, as it would its path.
 TEST_F(HostileClientsTest, AbsoluteFormTargetsAreAnsweredAsTheirPaths) {
   const auto get = [&](const std::string& target) {

@@ -177,7 +177,8 @@ std::string OriginForm(std::string_view target) {
     }
     const std::size_t path = target.find_first_of("/?", scheme.size());
     if (path == std::string_view::npos) return "/";
-    return (target[path] == '?' ? "/" : "") + std::string(target.substr(path));
+    std::string origin(target[path] == '?' ? "/" : "");
+    return origin.append(target.substr(path));
   }
   return std::string(target);
 }
@@ -271,9 +272,17 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   void OnHeader(beast::error_code ec, std::size_t header_bytes) {
     awaiting_header_ = false;
     if (ec) return OnRead(ec, 0);
+    // What RFC 9112 refuses in a header that parsed, before any body is read. A request names
+    // its host once at most, and an HTTP/1.1 one always (3.2), as Go's servers require too.
+    const auto& header = parser_->get();
+    if (const std::size_t hosts = header.count(http::field::host); hosts > 1) {
+      return Write(Error(400, "bad request: more than one Host header\n"));
+    } else if (hosts == 0 && header.version() >= 11) {
+      return Write(Error(400, "bad request: an HTTP/1.1 request needs a Host header\n"));
+    }
     // A transfer coding not ending in chunked leaves the body's length unknown (Beast would
-    // read none): 400 and a close (RFC 9112, 6.1), so that no proxy in front reads it otherwise.
-    if (parser_->get().count(http::field::transfer_encoding) != 0 && !parser_->chunked()) {
+    // read none): 400 and a close (6.1), so that no proxy in front reads it otherwise.
+    if (header.count(http::field::transfer_encoding) != 0 && !parser_->chunked()) {
       return Write(Error(400, "bad request: a Transfer-Encoding must end in chunked\n"));
     }
     const std::size_t left =
@@ -299,13 +308,6 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     if (ec) return Write(Error(400, "bad request: " + ec.message() + "\n"));
 
     const auto& req = parser_->get();
-    // A request names its host once at most, and an HTTP/1.1 one always (RFC 9112, 3.2), as
-    // Go's servers require too.
-    if (const std::size_t hosts = req.count(http::field::host); hosts > 1) {
-      return Write(Error(400, "bad request: more than one Host header\n"));
-    } else if (hosts == 0 && req.version() >= 11) {
-      return Write(Error(400, "bad request: an HTTP/1.1 request needs a Host header\n"));
-    }
     target_ = OriginForm(req.target());
     // The users of the latest config, also on a connection accepted before a reload.
     std::shared_ptr<const WebSecurity> web = State().CurrentSecurity()->web;

@@ -18,7 +18,7 @@ test ! -e "$work/prefix/include/poolwatch/exporter/http_server.h"
 test ! -e "$work/prefix/include/poolwatch/reference_workload.h"
 cmake -S "$source/tests/install/consumer" -B "$work/build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/build" >/dev/null
+cmake --build "$work/build" > "$work/build.txt" 2>&1 || { cat "$work/build.txt"; exit 1; }
 "$work/build/consumer" > "$work/out.txt"
 
 expect() {

@@ -47,6 +47,17 @@ TEST(AlertRulesTest, RuleExpressionsComeFromTheSameBounds) {
             std::string::npos);
 }
 
+// Every member of the public options has an initializer, so that a designated initializer may
+// name any few of them: without one, g++ -Wextra warns of the member left out (an error here).
+TEST(AlertRulesTest, OptionsNamingOneFieldKeepTheOtherDefaults) {
+  const std::string rules = PrometheusRuleFile({.job = "myjob"});
+  EXPECT_NE(rules.find("expr: 'up{job=\"myjob\"} == 0'"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("expr: 'poolwatch_pool_pooled_bytes > 52428800'"), std::string::npos);
+  EXPECT_NE(rules.find("runbook_url: 'https://github.com/poolwatch/poolwatch/blob/main/docs/"
+                       "runbooks.md#poolwatchpoolkeys'"),
+            std::string::npos);
+}
+
 TEST(AlertRulesTest, FrameTimeAlertTakesItsQuantileRatioAndWindows) {
   AlertThresholds thresholds;
   thresholds.frame_time_quantile = 0.995;

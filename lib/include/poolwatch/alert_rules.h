@@ -77,7 +77,7 @@ struct ThresholdCondition {
 std::vector<ThresholdCondition> ThresholdConditions(const AlertThresholds& thresholds);
 
 struct RuleOptions {
-  AlertThresholds thresholds;
+  AlertThresholds thresholds{};
   std::string job = "poolwatch";  // the scrape job, for the target-down alert
   // Where docs/runbooks.md is published; each alert links to its section.
   std::string runbook_url = "https://github.com/poolwatch/poolwatch/blob/main/docs/runbooks.md";

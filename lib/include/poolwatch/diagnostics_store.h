@@ -18,7 +18,7 @@ namespace poolwatch {
 struct DiagnosticsOptions {
   std::size_t history_points = 300;                 // points kept for charts
   std::chrono::milliseconds sample_interval{1000};  // time between two history points
-  AlertThresholds thresholds;                       // the same as the shipped rules'
+  AlertThresholds thresholds{};                     // the same as the shipped rules'
 
   friend bool operator==(const DiagnosticsOptions&, const DiagnosticsOptions&) = default;
 };

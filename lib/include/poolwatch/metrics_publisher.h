@@ -19,7 +19,7 @@ namespace poolwatch {
 struct MetricsPublisherOptions {
   // Added to every series, e.g. {{"shard", "eu-1"}}. Names are Prometheus label names, not
   // reserved (__*), and none of pool, loop, le, site, age; values at most 1024 bytes.
-  std::vector<std::pair<std::string, std::string>> const_labels;
+  std::vector<std::pair<std::string, std::string>> const_labels{};
   // poolwatch_pool_outstanding_site_{buffers,bytes}: a series per pool for each of its top
   // sites by bytes held, and one for the rest (site="other"), so at most top_sites + 1.
   std::size_t top_sites = 5;

@@ -38,12 +38,12 @@ int main() {
   poolwatch::BufferPool pool;
   poolwatch::HealthMonitor monitor({.loop = "sim", .period = 1ms});
   monitor.AddPool("consumer", pool);
-  poolwatch::exporter::Options options;
-  options.http.listen = "127.0.0.1:0";
-  options.log = [](poolwatch::exporter::LogLevel, std::string_view line) {
-    std::cerr << line << "\n";
-  };
-  poolwatch::exporter::Exporter exporter(options);
+  poolwatch::exporter::Exporter exporter(
+      {.http = {.listen = "127.0.0.1:0"},
+       .diagnostics = {.history_points = 60},
+       .log = [](poolwatch::exporter::LogLevel, std::string_view line) {
+         std::cerr << line << "\n";
+       }});
   exporter.Attach(monitor);
   exporter.Start();
   for (int frame = 0; frame < 10; ++frame) {

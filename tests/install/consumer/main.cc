@@ -12,10 +12,10 @@
 
 int main() {
   using namespace std::chrono_literals;
-  poolwatch::BufferPool pool;
+  poolwatch::BufferPool pool({.max_bytes = 1 << 20});
   poolwatch::HealthMonitor monitor({.loop = "sim", .period = 1ms});
   monitor.AddPool("consumer", pool);
-  poolwatch::MetricsPublisher publisher;
+  poolwatch::MetricsPublisher publisher({.top_sites = 3});
   publisher.Attach(monitor);
   poolwatch::ManualClock clock;
   poolwatch::SimulationLoop loop(clock, monitor, [&](std::uint64_t frame) {

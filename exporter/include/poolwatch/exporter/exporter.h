@@ -49,19 +49,21 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 // The verdict of a liveness or readiness probe.
 struct Probe {
   bool ok = false;
-  std::string detail;
+  std::string detail{};
 };
 
+// Every member has an initializer (as in every options struct of poolwatch's), so that a
+// designated initializer may name any few of them without a warning (g++ -Wextra).
 struct Options {
-  HttpOptions http;
+  HttpOptions http{};
   // Loaded already (LoadWebSecurity); overrides http.web_config_file when set.
-  std::shared_ptr<const WebSecurity> web;
-  DiagnosticsOptions diagnostics;  // of every attached pool
-  MetricsPublisherOptions publisher;
+  std::shared_ptr<const WebSecurity> web{};
+  DiagnosticsOptions diagnostics{};  // of every attached pool
+  MetricsPublisherOptions publisher{};
   // On Stop(): how long responses already begun may take to complete.
   std::chrono::milliseconds drain_timeout{5'000};
   std::string server_name = "poolwatch";  // the Server header and the landing page's title
-  LogCallback log;                        // null: nothing is logged
+  LogCallback log{};                      // null: nothing is logged
 };
 
 // Everything poolwatchd serves, for the loops and pools of any process: /metrics (Prometheus

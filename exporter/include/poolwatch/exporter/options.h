@@ -24,7 +24,7 @@ struct HttpOptions {
   std::chrono::milliseconds idle_timeout{60'000};    // to receive a kept-alive connection's next
   std::size_t max_connections = 512;                 // over it: 503, then close
   // The exporter-toolkit web config (TLS, basic auth); empty: plain HTTP, no auth.
-  std::string web_config_file;
+  std::string web_config_file{};
 
   friend bool operator==(const HttpOptions&, const HttpOptions&) = default;
 };

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <optional>
+#include <set>
 
 #include "poolwatch/version.h"
 
@@ -8,12 +9,19 @@ namespace poolwatch::daemon {
 
 CliOptions ParseCommandLine(const std::vector<std::string>& args) {
   CliOptions options;
+  std::set<std::string> given;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::optional<std::string> inline_value;
     if (const std::size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
       inline_value = flag.substr(eq + 1);
       flag.resize(eq);
+    }
+    // As Prometheus's own flags: a flag given twice is a mistake (two scripts each adding their
+    // --listen, say), not a choice of the last.
+    if (flag == "-h") flag = "--help";
+    if (flag.starts_with("--") && !given.insert(flag).second) {
+      throw UsageError(flag + ": given twice");
     }
     const auto value = [&]() -> std::string {
       if (inline_value) return *inline_value;
@@ -36,7 +44,7 @@ CliOptions ParseCommandLine(const std::vector<std::string>& args) {
       no_value(options.print_rules);
     } else if (flag == "--version") {
       no_value(options.version);
-    } else if (flag == "--help" || flag == "-h") {
+    } else if (flag == "--help") {
       no_value(options.help);
     } else if (flag == "--listen") {
       std::string listen = value();
@@ -101,7 +109,7 @@ Options:
 
 Signals: SIGTERM/SIGINT stop after the current frame; SIGHUP reloads the configuration.
 Exit codes: 0 success, 1 runtime failure (e.g. address in use), 2 bad flags or configuration.
-Endpoints: /metrics /healthz /readyz /
+Endpoints: /metrics /healthz /readyz /debug /debug/health, POST /debug/mark?name=NAME, /
 )";
 }
 

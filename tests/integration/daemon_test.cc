@@ -562,6 +562,11 @@ TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfigs) {
 TEST(DaemonCliTest, BadFlagsExitTwoAndHelpAndVersionExitZero) {
   EXPECT_EQ(RunPoolwatchd({"--bogus"}).exit_code, 2);
   EXPECT_EQ(RunPoolwatchd({"--scenario", "melt"}).exit_code, 2);
+  const RunResult twice =
+      RunPoolwatchd({"--check-config", "--scenario=leak", "--scenario", "spike"});
+  EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_NE(twice.output.find("poolwatchd: --scenario: given twice"), std::string::npos)
+      << twice.output;
   const RunResult help = RunPoolwatchd({"--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--check-config"), std::string::npos);

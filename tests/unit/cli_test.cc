@@ -5,6 +5,16 @@
 namespace poolwatch::daemon {
 namespace {
 
+// What ParseCommandLine() refuses args with; empty when it accepts them.
+std::string UsageErrorOf(const std::vector<std::string>& args) {
+  try {
+    ParseCommandLine(args);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(CliTest, DefaultsWithoutArguments) {
   const CliOptions options = ParseCommandLine({});
   EXPECT_EQ(options.config_path, "");  // the built-in defaults
@@ -34,20 +44,26 @@ TEST(CliTest, TakesTheWebConfigFileAsNodeExporterDoes) {
 }
 
 TEST(CliTest, RefusesWhatItDoesNotKnowNamingIt) {
-  const auto error = [](const std::vector<std::string>& args) -> std::string {
-    try {
-      ParseCommandLine(args);
-    } catch (const UsageError& e) {
-      return e.what();
-    }
-    return "";
-  };
-  EXPECT_EQ(error({"--frobnicate"}), "unknown argument \"--frobnicate\" (see --help)");
-  EXPECT_EQ(error({"--config"}), "--config needs a value");
-  EXPECT_EQ(error({"--version=yes"}), "--version takes no value");
-  EXPECT_NE(error({"--scenario", "melt"}).find("--scenario: must be one of"), std::string::npos);
-  EXPECT_NE(error({"--log-level", "loud"}).find("--log-level: must be one of"), std::string::npos);
-  EXPECT_NE(error({"--listen", "nowhere"}).find("--listen: must be HOST:PORT"), std::string::npos);
+  EXPECT_EQ(UsageErrorOf({"--frobnicate"}), "unknown argument \"--frobnicate\" (see --help)");
+  EXPECT_EQ(UsageErrorOf({"--config"}), "--config needs a value");
+  EXPECT_EQ(UsageErrorOf({"--version=yes"}), "--version takes no value");
+  EXPECT_NE(UsageErrorOf({"--scenario", "melt"}).find("--scenario: must be one of"),
+            std::string::npos);
+  EXPECT_NE(UsageErrorOf({"--log-level", "loud"}).find("--log-level: must be one of"),
+            std::string::npos);
+  EXPECT_NE(UsageErrorOf({"--listen", "nowhere"}).find("--listen: must be HOST:PORT"),
+            std::string::npos);
+}
+
+TEST(CliTest, RefusesAFlagGivenTwiceInEitherForm) {
+  EXPECT_EQ(UsageErrorOf({"--scenario", "leak", "--scenario=steady"}), "--scenario: given twice");
+  EXPECT_EQ(UsageErrorOf({"--listen=:1", "--config", "a.json", "--listen", ":2"}),
+            "--listen: given twice");
+  EXPECT_EQ(UsageErrorOf({"--check-config", "--check-config"}), "--check-config: given twice");
+  EXPECT_EQ(UsageErrorOf({"-h", "--help"}), "--help: given twice");
+  // A value that looks like a flag is a value.
+  EXPECT_EQ(ParseCommandLine({"--config", "--config"}).config_path, "--config");
+  EXPECT_EQ(UsageErrorOf({"--web.config.file", "a.yml", "--log-level", "warn"}), "");
 }
 
 }  // namespace

@@ -21,7 +21,13 @@ using nlohmann::json;
 // Names what was found; containers by kind only (dumping one could recurse without bound).
 std::string Describe(const json& value) {
   if (value.is_object()) return "an object";
-  if (value.is_array()) return "an array";
+  if (value.is_array()) {
+    if (value.empty()) return "an empty array";
+    std::string text =
+        "an array of ";  // appended: "..." + std::to_string() trips g++ 12's -Wrestrict
+    text += std::to_string(value.size());
+    return text;
+  }
   std::string text = value.dump();
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return text;

@@ -215,7 +215,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "loops: cannot be combined with pool"},
         BadConfig{R"({"loop": {}, "workload": {}, "loops": [{"name": "main"}]})",
                   "loops: cannot be combined with loop, workload"},
-        BadConfig{R"({"loops": []})", "loops: must be an array of 1 to 32 objects"},
+        BadConfig{R"({"loops": []})",
+                  "loops: must be an array of 1 to 32 objects, got an empty array"},
         BadConfig{R"({"loops": {"name": "main"}})", "loops: must be an array"},
         BadConfig{R"({"loops": [3]})", "loops[0]: must be an object, got 3"},
         BadConfig{R"({"loops": [{"name": "a", "tick_hz": 0}]})",
@@ -261,6 +262,30 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ConfigTest, HugeInputIsRefusedBeforeParsing) {
   const std::string huge(kMaxConfigBytes + 10, ' ');
   EXPECT_NE(ErrorOf(huge).find("larger than"), std::string::npos);
+}
+
+TEST(ConfigTest, LoopsAndPoolsBeyondTheirLimitsAreRefusedWithTheCountFound) {
+  const auto loops = [](int n, int pools) {
+    std::string text = R"({"loops": [)";
+    for (int loop = 0; loop < n; ++loop) {
+      text += loop ? R"(,{"name": "l)" : R"({"name": "l)";
+      text += std::to_string(loop);
+      text += R"(", "pools": [)";
+      for (int pool = 0; pool < pools; ++pool) {
+        text += pool ? R"(,{"name": "p)" : R"({"name": "p)";
+        text += std::to_string(loop * pools + pool);  // unique across loops
+        text += R"("})";
+      }
+      text += "]}";
+    }
+    text += "]}";
+    return text;
+  };
+  EXPECT_EQ(ErrorOf(loops(32, 64)), "");
+  EXPECT_EQ(ErrorOf(loops(33, 1)),
+            "loops: must be an array of 1 to 32 objects, got an array of 33");
+  EXPECT_EQ(ErrorOf(loops(1, 65)),
+            "loops[0].pools: must be an array of 1 to 64 objects, got an array of 65");
 }
 
 TEST(ConfigTest, DeeplyNestedInputIsAnErrorNotACrash) {

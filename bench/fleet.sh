@@ -122,7 +122,7 @@ alerting:
         - targets: ["127.0.0.1:$am_port"]
 scrape_configs:
   - job_name: poolwatch
-    sample_limit: 1000
+    sample_limit: 1200
     static_configs:
       - targets: [${target_list%, }]
   - job_name: prometheus

@@ -53,6 +53,12 @@ int main(int argc, char** argv) {
         poolwatch::exporter::ServesTls(config.web.get()));
     if (!problem.empty()) {
       std::cerr << "poolwatchd: unhealthy: " << problem << "\n";
+      // The daemon was given a web config that this check was not (a flag on one command line
+      // and not on the other, as a container's HEALTHCHECK easily is).
+      if (problem.find("an HTTP request to an HTTPS server") != std::string::npos) {
+        std::cerr << "poolwatchd: it speaks TLS: give --healthcheck the daemon's web config too "
+                     "(--web.config.file, or http.web_config_file in its --config)\n";
+      }
       return kExitRuntime;
     }
     std::cout << "healthy\n";

@@ -516,8 +516,9 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
       std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(address.port);
   if (ec) return "GET " + url + "/healthz: " + ec.message();
   if (response.result() != http::status::ok) {
-    return url + "/healthz answered " + std::to_string(response.result_int()) + ": " +
-           response.body();
+    std::string body = response.body();
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+    return url + "/healthz answered " + std::to_string(response.result_int()) + ": " + body;
   }
   return "";
 }

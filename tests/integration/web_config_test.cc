@@ -359,6 +359,16 @@ TEST_F(WebConfigTest, HealthcheckSpeaksTls) {
                                          "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_EQ(check.output, "healthy\n");
+  // Without the web config, the check speaks plain HTTP to the TLS port, and says what to give it.
+  const RunResult plain =
+      RunPoolwatchd({"--listen", "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  EXPECT_EQ(plain.exit_code, 1) << plain.output;
+  EXPECT_NE(plain.output.find("answered 400: Client sent an HTTP request to an HTTPS server"),
+            std::string::npos)
+      << plain.output;
+  EXPECT_NE(plain.output.find("it speaks TLS: give --healthcheck the daemon's web config too"),
+            std::string::npos)
+      << plain.output;
 }
 
 TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {

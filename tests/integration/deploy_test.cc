@@ -54,15 +54,32 @@ TEST(DeployTest, DeploymentIsProbedLimitedAndUnprivileged) {
   EXPECT_TRUE(container["securityContext"]["readOnlyRootFilesystem"].as<bool>());
   EXPECT_FALSE(container["securityContext"]["allowPrivilegeEscalation"].as<bool>());
   EXPECT_EQ(container["ports"][0]["containerPort"].as<int>(), 9720);
+}
 
+TEST(DeployTest, KustomizationLoadsOnlyFilesBelowItsDirectoryAndRollsOnAConfigChange) {
+  // kustomize loads no file from outside the kustomization's directory ("security; file ... is
+  // not in or below ..."): every file it names must exist there.
+  const std::filesystem::path root =
+      std::filesystem::weakly_canonical(kSource / "deploy/kubernetes");
   const YAML::Node kustomization = Load("deploy/kubernetes/kustomization.yaml");
-  for (const auto& resource : kustomization["resources"]) {
-    EXPECT_TRUE(std::filesystem::exists(kSource / "deploy/kubernetes" / resource.as<std::string>()))
-        << resource.as<std::string>();
+  std::vector<std::string> files;
+  for (const auto& resource : kustomization["resources"])
+    files.push_back(resource.as<std::string>());
+  for (const auto& file : kustomization["configMapGenerator"][0]["files"]) {
+    const auto spec = file.as<std::string>();  // KEY=FILE or FILE
+    files.push_back(spec.substr(spec.find('=') + 1));
   }
-  const auto config = kustomization["configMapGenerator"][0]["files"][0].as<std::string>();
-  EXPECT_TRUE(
-      std::filesystem::exists(kSource / "deploy/kubernetes" / config.substr(config.find('=') + 1)));
+  ASSERT_EQ(files.size(), 5U);
+  for (const std::string& file : files) {
+    const std::filesystem::path path = std::filesystem::weakly_canonical(root / file);
+    EXPECT_TRUE(std::filesystem::exists(path)) << file;
+    EXPECT_EQ(path.lexically_relative(root).native().rfind("..", 0), std::string::npos)
+        << file << " is outside " << root;
+  }
+  // The pods' config is the shipped one until a user edits it.
+  EXPECT_EQ(ReadFile(root / "poolwatchd.json"), ReadFile(kSource / "config/poolwatchd.json"));
+  // A changed config rolls the pods: the ConfigMap's name takes its content's hash.
+  EXPECT_FALSE(kustomization["generatorOptions"].IsDefined());
 }
 
 TEST(DeployTest, ComposeMountsOnlyFilesThatExistAndTheShippedConfigs) {

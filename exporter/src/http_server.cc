@@ -1,15 +1,18 @@
 #include "http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
 #include <concepts>
 #include <mutex>
 #include <optional>
@@ -539,34 +542,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      // Responses go out as a few small writes (TLS records, header then body): without
-      // TCP_NODELAY, Nagle holds the last one for the client's delayed ACK (~40 ms). Go's
-      // servers set it too.
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      const bool over_limit = ++shared->connections > shared->limits.max_connections;
-      ConnectionSlot slot(shared);
-      std::shared_ptr<const Security> security = shared->CurrentSecurity();
-      if (security->tls) {
-        // No 503 in clear text to a TLS client: over the limit, just close.
-        if (!over_limit) {
-          std::make_shared<Detector>(std::move(socket), std::move(security), std::move(slot))
-              ->Run();
-        }
+    if (ec) {
+      // Out of descriptors (EMFILE, ENFILE) or memory, accepting again at once fails again at
+      // once: a busy loop on the I/O thread. Wait, as Go's net/http does: 5 ms, doubled per
+      // failure up to 1 s, until an accept succeeds. The connections wait in the backlog.
+      retry_delay = std::clamp(2 * retry_delay, kFirstRetryDelay, kLastRetryDelay);
+      retry.expires_after(retry_delay);
+      retry.async_wait([self = shared_from_this()](beast::error_code wait_error) {
+        if (!wait_error) self->Accept();
+      });
+      return;
+    }
+    retry_delay = {};
+    // Responses go out as a few small writes (TLS records, header then body): without
+    // TCP_NODELAY, Nagle holds the last one for the client's delayed ACK (~40 ms). Go's
+    // servers set it too.
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    const bool over_limit = ++shared->connections > shared->limits.max_connections;
+    ConnectionSlot slot(shared);
+    std::shared_ptr<const Security> security = shared->CurrentSecurity();
+    if (security->tls) {
+      // No 503 in clear text to a TLS client: over the limit, just close.
+      if (!over_limit) {
+        std::make_shared<Detector>(std::move(socket), std::move(security), std::move(slot))->Run();
+      }
+    } else {
+      auto session = std::make_shared<Session<beast::tcp_stream>>(
+          beast::tcp_stream(std::move(socket)), std::move(slot));
+      if (over_limit) {
+        session->Refuse();
       } else {
-        auto session = std::make_shared<Session<beast::tcp_stream>>(
-            beast::tcp_stream(std::move(socket)), std::move(slot));
-        if (over_limit) {
-          session->Refuse();
-        } else {
-          session->Run();
-        }
+        session->Run();
       }
     }
-    // Errors such as EMFILE are not fatal: keep accepting.
     Accept();
   }
+
+  static constexpr std::chrono::milliseconds kFirstRetryDelay{5};
+  static constexpr std::chrono::milliseconds kLastRetryDelay{1000};
 
   // First: ServerState holds their executors.
   asio::thread_pool hasher{1};
@@ -574,6 +588,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::thread_pool pages{1};
   asio::io_context& io_context;
   tcp::acceptor acceptor;
+  asio::steady_timer retry{acceptor.get_executor()};  // on the acceptor's strand
+  std::chrono::milliseconds retry_delay{};            // 0 after an accept succeeded
   std::shared_ptr<ServerState> shared;
   tcp::endpoint bound;  // kept: the acceptor is closed by then, maybe on another thread
 };
@@ -639,6 +655,7 @@ void HttpServer::Stop() {
   asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_] {
     beast::error_code ignored;
     if (impl->acceptor.is_open()) impl->acceptor.close(ignored);
+    impl->retry.cancel();
   });
   impl_->shared->draining = true;
   for (const auto& connection : impl_->shared->Open()) connection->Drain();

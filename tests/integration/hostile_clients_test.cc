@@ -5,11 +5,17 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "daemon_process.h"
@@ -269,6 +275,48 @@ TEST_F(HostileClientsTest, AbsoluteFormTargetsAreAnsweredAsTheirPaths) {
   for (const char* missing : {"http://x/nope", "http://x/../etc/passwd", "ftp://x/metrics"}) {
     EXPECT_TRUE(get(missing).starts_with("HTTP/1.1 404")) << missing;
   }
+}
+
+// CPU time the process `pid` has used so far, user and system, in seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text(std::istreambuf_iterator<char>(stat), {});
+  // After the command's closing parenthesis: state is field 3, utime and stime 14 and 15.
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; fields >> field && i <= 15; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Out of file descriptors (EMFILE), an accept fails at once, and so does the next: the server
+// must wait between tries, not spin on its I/O thread, and serve again once some are free.
+TEST_F(HostileClientsTest, OutOfDescriptorsTheServerWaitsInsteadOfSpinning) {
+  const auto open_fds = static_cast<rlim_t>(Scrape().at("process_open_fds"));
+  const rlimit limit{open_fds + 8, open_fds + 8};
+  ASSERT_EQ(prlimit(daemon_->pid(), RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);
+  const double quiet_start = CpuSeconds(daemon_->pid());
+  std::this_thread::sleep_for(3s);
+  const double quiet = CpuSeconds(daemon_->pid()) - quiet_start;
+
+  // 8 connections take what is left; the rest wait in the listen backlog.
+  std::vector<std::unique_ptr<Socket>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<Socket>(port_));
+    ASSERT_TRUE(clients.back()->connected());
+  }
+  std::this_thread::sleep_for(500ms);
+  const double exhausted_start = CpuSeconds(daemon_->pid());
+  std::this_thread::sleep_for(3s);
+  const double exhausted = CpuSeconds(daemon_->pid()) - exhausted_start;
+  EXPECT_LT(exhausted, quiet + 0.3) << "3 s out of descriptors took " << exhausted
+                                    << " s of CPU, against " << quiet << " s before";
+
+  clients.clear();
+  EXPECT_TRUE(Eventually([&] { return HttpGet(port_, "/healthz").status == 200; }))
+      << "not serving again once descriptors were free";
 }
 
 TEST_F(HostileClientsTest, ThousandsOfShortConnectionsLeaveMemoryFlat) {

@@ -23,8 +23,8 @@ std::string Describe(const json& value) {
   if (value.is_object()) return "an object";
   if (value.is_array()) {
     if (value.empty()) return "an empty array";
-    std::string text =
-        "an array of ";  // appended: "..." + std::to_string() trips g++ 12's -Wrestrict
+    // Appended: "..." + std::to_string() trips g++ 12's -Wrestrict at -O3.
+    std::string text = "an array of ";
     text += std::to_string(value.size());
     return text;
   }

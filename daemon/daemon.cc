@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -190,8 +191,14 @@ void Daemon::Start() {
                std::string(ScenarioName(pool.workload.scenario)) + ")";
     }
     spdlog::info("loop {} starting at {} Hz: {}", loop->config.name, loop->config.tick_hz, pools);
-    loop->thread =
-        std::jthread([&runtime = *loop](const std::stop_token& stop) { runtime.loop.Run(stop); });
+    loop->thread = std::jthread([&runtime = *loop](const std::stop_token& stop) {
+      // "pw-tick-" and the loop's name, within the 15 bytes a thread's name may have.
+      std::string thread_name = "pw-tick-";
+      thread_name += runtime.config.name;
+      thread_name.resize(std::min<std::size_t>(thread_name.size(), 15));
+      pthread_setname_np(pthread_self(), thread_name.c_str());
+      runtime.loop.Run(stop);
+    });
   }
 }
 

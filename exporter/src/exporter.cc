@@ -2,6 +2,7 @@
 
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -229,7 +230,10 @@ void Exporter::SetReadinessProbe(std::function<Probe()> probe) {
 void Exporter::Start() {
   impl_->own_io = std::make_unique<boost::asio::io_context>(1);
   Start(*impl_->own_io);
-  impl_->io_thread = std::thread([io = impl_->io] { io->run(); });
+  impl_->io_thread = std::thread([io = impl_->io] {
+    pthread_setname_np(pthread_self(), "pw-http");  // for top -H, perf and gdb
+    io->run();
+  });
 }
 
 void Exporter::Start(boost::asio::io_context& io) {

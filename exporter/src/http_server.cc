@@ -1,5 +1,7 @@
 #include "http_server.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -598,6 +600,12 @@ HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
                        const HttpOptions& limits, const HttpHandler& handler,
                        std::shared_ptr<const WebSecurity> web, std::string name)
     : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web), std::move(name))) {
+  // Each pool's one thread by its work, for top -H, perf and gdb.
+  for (auto [pool, thread_name] :
+       {std::pair{&impl_->hasher, "pw-bcrypt"}, std::pair{&impl_->expositions, "pw-exposition"},
+        std::pair{&impl_->pages, "pw-debug-page"}}) {
+    asio::post(*pool, [name = thread_name] { pthread_setname_np(pthread_self(), name); });
+  }
   const std::string wanted =
       (address.host.empty() ? "" : address.host) + ":" + std::to_string(address.port);
   beast::error_code ec;

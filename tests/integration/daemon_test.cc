@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -100,6 +102,30 @@ TEST_F(DaemonTest, ServesEveryContractMetricWithHelpAndType) {
   }
   EXPECT_EQ(samples.at("poolwatch_config_last_reload_successful"), 1);
   EXPECT_GT(samples.at("process_resident_memory_bytes"), 1 << 20);
+}
+
+// Each thread says what it does (top -H, perf, gdb): the tick threads by their loop's name,
+// cut to the 15 bytes a thread's name may have.
+TEST_F(DaemonTest, ThreadsAreNamedByTheirWork) {
+  Start(R"({"http": {"listen": "127.0.0.1:0"}, "loops": [
+             {"name": "main", "pools": [{"name": "a"}]},
+             {"name": "audio-and-voice-chat", "tick_hz": 100, "pools": [{"name": "b"}]}]})");
+  const std::filesystem::path tasks = "/proc/" + std::to_string(daemon_->pid()) + "/task";
+  // poolwatchd's own threads, those named "pw-..." (a sanitizer's runtime may add its own).
+  const auto named = [&] {
+    std::multiset<std::string> names;
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+      std::string name = ReadFile(task.path() / "comm");
+      if (!name.empty() && name.back() == '\n') name.pop_back();
+      if (name.starts_with("pw-")) names.insert(name);
+    }
+    return names;
+  };
+  const std::multiset<std::string> expected{"pw-http",       "pw-bcrypt",    "pw-exposition",
+                                            "pw-debug-page", "pw-tick-main", "pw-tick-audio-a"};
+  // The pools' threads name themselves with their first task, soon after the start.
+  EXPECT_TRUE(Eventually([&] { return named() == expected; }));
+  EXPECT_EQ(named(), expected);
 }
 
 TEST_F(DaemonTest, PromtoolCheckMetricsFindsNothingToSay) {

@@ -418,4 +418,36 @@ Config LoadConfig(const std::string& path, const ConfigOverrides& overrides) {
   return config;
 }
 
+std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next) {
+  std::vector<std::string> changes;
+  // JSON values, as the config file writes them: strings quoted, numbers bare.
+  const auto compare = [&](std::string key, const json& was, const json& now) {
+    if (was == now) return;
+    key.append(" ").append(was.dump()).append(" -> ").append(now.dump());
+    changes.push_back(std::move(key));
+  };
+  const auto seconds = [](std::chrono::milliseconds duration) {
+    return std::chrono::duration<double>(duration).count();
+  };
+  const auto format = [](LogFormat f) { return f == LogFormat::kJson ? "json" : "text"; };
+  compare("http.listen", running.http.listen, next.http.listen);
+  compare("http.max_request_bytes", running.http.max_request_bytes, next.http.max_request_bytes);
+  compare("http.header_timeout_seconds", seconds(running.http.header_timeout),
+          seconds(next.http.header_timeout));
+  compare("http.idle_timeout_seconds", seconds(running.http.idle_timeout),
+          seconds(next.http.idle_timeout));
+  compare("http.max_connections", running.http.max_connections, next.http.max_connections);
+  compare("log.format", format(running.log.format), format(next.log.format));
+  for (const LoopConfig& loop : running.loops) {
+    const auto it = std::ranges::find(next.loops, loop.name, &LoopConfig::name);
+    if (it != next.loops.end()) compare("tick_hz of loop " + loop.name, loop.tick_hz, it->tick_hz);
+  }
+  compare("diagnostics.history_points", running.diagnostics.history_points,
+          next.diagnostics.history_points);
+  compare("diagnostics.sample_interval_seconds", seconds(running.diagnostics.sample_interval),
+          seconds(next.diagnostics.sample_interval));
+  compare("diagnostics.peak_window_seconds", running.peak_window.count(), next.peak_window.count());
+  return changes;
+}
+
 }  // namespace poolwatch::daemon

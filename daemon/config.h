@@ -96,6 +96,12 @@ Config ParseConfig(std::string_view text, std::string_view origin = "config");
 // one is named. Throws ConfigError.
 Config LoadConfig(const std::string& path, const ConfigOverrides& overrides = {});
 
+// What a reload from `running` to `next` cannot apply: each changed key that takes effect only
+// after a restart, as "KEY OLD -> NEW" ("http.max_connections 512 -> 10", "tick_hz of loop main
+// 60.0 -> 30.0"), in the config's order. Empty when a reload applies all of `next`. Loops and
+// pools added, removed or moved are Daemon::Reload()'s own refusal.
+std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next);
+
 bool IsLogLevel(std::string_view level);
 
 }  // namespace poolwatch::daemon

@@ -231,17 +231,15 @@ bool Daemon::Reload() {
     return false;
   }
 
-  HttpOptions next_http = next.http;
-  next_http.web_config_file = config_.http.web_config_file;  // reloadable
-  bool restart_needed = next_http != config_.http || next.log.format != config_.log.format ||
-                        next.peak_window != config_.peak_window;
-  for (const auto& loop : loops_) {
-    restart_needed |= FindLoop(next.loops, loop->config.name)->tick_hz != loop->config.tick_hz;
-  }
-  if (restart_needed) {
-    spdlog::warn(
-        "config reload: changes to http (but for web_config_file), tick_hz, log.format and "
-        "diagnostics.peak_window_seconds take effect only after a restart");
+  // Applied with a warning rather than refused: the rest of the new config (a workload, the log
+  // level, the certificates) is what an operator reloads for, as PostgreSQL's SIGHUP applies
+  // what it can and names each setting that waits for a restart.
+  if (const std::vector<std::string> waiting = RestartOnlyChanges(config_, next);
+      !waiting.empty()) {
+    std::string list;
+    for (const std::string& change : waiting) list.append(list.empty() ? "" : ", ").append(change);
+    spdlog::warn("config reload: these take effect only after a restart, the rest is applied: {}",
+                 list);
   }
   SetLogLevel(next.log.level);
   exporter_.SetWebSecurity(next.web);

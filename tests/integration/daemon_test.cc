@@ -576,6 +576,28 @@ TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {
   })) << "physics stopped leaking: the refused config was applied";
 }
 
+// PostgreSQL's way: a reload applies what it can and names, with both values, each key that
+// waits for a restart; before, the warning named categories only, and diagnostics.* not at all,
+// though a reload ignored them.
+TEST_F(DaemonTest, SighupAppliesWhatItCanAndNamesEachKeyThatWaitsForARestart) {
+  Start(ConfigJson("steady"));
+  dir_.Write("poolwatchd.json", R"({
+    "http": {"listen": "127.0.0.1:1", "max_connections": 8}, "loop": {"tick_hz": 100},
+    "workload": {"scenario": "leak", "particles": 512}, "pool": {"name": "it"},
+    "diagnostics": {"history_points": 30}})");
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog(
+      "config reload: these take effect only after a restart, the rest is applied: http.listen "
+      R"("127.0.0.1:0" -> "127.0.0.1:1", http.max_connections 512 -> 8, )"
+      "diagnostics.history_points 300 -> 30\n"))
+      << daemon_->Log();
+  ASSERT_TRUE(daemon_->WaitForLog("pool it: scenario changed: steady -> leak")) << daemon_->Log();
+  // Still on the port it bound, and the new workload runs.
+  ASSERT_TRUE(
+      Eventually([&] { return Scrape().at(Pool("poolwatch_pool_outstanding_buffers")) > 5; }));
+  EXPECT_EQ(Scrape().at("poolwatch_config_last_reload_successful"), 1);
+}
+
 TEST(DaemonCliTest, CheckConfigAcceptsTheShippedConfigs) {
   for (const char* config : {"config/poolwatchd.json", "config/examples/game-server.json"}) {
     const RunResult run = RunPoolwatchd(

@@ -316,6 +316,43 @@ TEST(ConfigTest, OverridesWinOverTheFile) {
   EXPECT_EQ(config.loops[0].pools[0].workload.scenario, Scenario::kSpike);
 }
 
+TEST(ConfigTest, ReloadNamesEachKeyThatWaitsForARestartWithBothValues) {
+  const Config running = ParseConfig(kLoops);
+  EXPECT_TRUE(RestartOnlyChanges(running, running).empty());
+
+  // What a reload applies: no restart named.
+  Config applied = running;
+  applied.log.level = "debug";
+  applied.http.web_config_file = "web.yml";
+  applied.loops[0].snapshot_interval_frames = 5;
+  applied.loops[0].pools[1].options.max_bytes = 1 << 20;
+  applied.loops[1].pools[0].workload.scenario = Scenario::kLeak;
+  EXPECT_TRUE(RestartOnlyChanges(running, applied).empty());
+
+  const Config waiting = ParseConfig(R"({
+    "http": {"listen": "127.0.0.1:9999", "max_request_bytes": 4096, "header_timeout_seconds": 2.5,
+             "idle_timeout_seconds": 30, "max_connections": 8},
+    "log": {"format": "json"},
+    "loops": [
+      {"name": "main", "tick_hz": 30, "pools": [{"name": "render"}, {"name": "physics"}]},
+      {"name": "audio", "tick_hz": 200, "pools": [{"name": "audio"}]}],
+    "diagnostics": {"history_points": 50, "sample_interval_seconds": 0.5, "peak_window_seconds": 60}
+  })");
+  EXPECT_EQ(RestartOnlyChanges(running, waiting),
+            (std::vector<std::string>{
+                R"(http.listen ":9720" -> "127.0.0.1:9999")",
+                "http.max_request_bytes 8192 -> 4096",
+                "http.header_timeout_seconds 10.0 -> 2.5",
+                "http.idle_timeout_seconds 60.0 -> 30.0",
+                "http.max_connections 512 -> 8",
+                R"(log.format "text" -> "json")",
+                "tick_hz of loop main 60.0 -> 30.0",
+                "diagnostics.history_points 300 -> 50",
+                "diagnostics.sample_interval_seconds 1.0 -> 0.5",
+                "diagnostics.peak_window_seconds 15 -> 60",
+            }));
+}
+
 TEST(ListenAddressTest, ParsesTheUsualForms) {
   EXPECT_EQ(ParseListenAddress(":9720").host, "");
   EXPECT_EQ(ParseListenAddress(":9720").port, 9720);

@@ -16,7 +16,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang-format clang-tidy jq
   prometheus prometheus-alertmanager curl chromium systemd openssl apache2-utils
-  python3-prometheus-client wrk prometheus-node-exporter valgrind
+  python3-prometheus-client wrk prometheus-node-exporter valgrind strace
 )
 bench_packages=(
   libbenchmark-dev libmimalloc-dev wrk prometheus-node-exporter curl jq

@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "daemon_process.h"
@@ -187,6 +192,158 @@ TEST(DeployTest, SystemdUnitVerifiesCleanAndIsHardened) {
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_EQ(verify.output, "");
 }
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// The system calls in a systemd syscall group, as systemd-analyze expands it (groups in groups
+// too): the list systemd itself loads into the seccomp filter.
+std::set<std::string> SyscallGroup(const std::string& group) {
+  const RunResult run = RunCommand("systemd-analyze syscall-filter '" + group + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  std::set<std::string> names;
+  std::istringstream lines(run.output);
+  std::string line;
+  std::getline(lines, line);  // the group's own name
+  while (std::getline(lines, line)) {
+    const std::size_t start = line.find_first_not_of(' ');
+    if (start == std::string::npos || line[start] == '#') continue;
+    const std::string name = line.substr(start);
+    if (name.starts_with('@')) {
+      names.merge(SyscallGroup(name));
+    } else {
+      names.insert(name);
+    }
+  }
+  return names;
+}
+
+// The value of every `key=` line of a unit.
+std::vector<std::string> UnitValues(const std::string& unit, const std::string& key) {
+  std::vector<std::string> values;
+  std::istringstream lines(unit);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with(key + "=")) values.push_back(line.substr(key.size() + 1));
+  }
+  return values;
+}
+
+// The words of a unit's value, split at spaces.
+std::vector<std::string> Words(const std::string& value) {
+  std::vector<std::string> words;
+  std::istringstream stream(value);
+  for (std::string word; stream >> word;) words.push_back(word);
+  return words;
+}
+
+// The unit's seccomp filter kills the process (SIGSYS) at the first system call it does not
+// allow, and its RestrictAddressFamilies= makes socket() fail: only under systemd, so nothing
+// else would show it. poolwatchd runs here under strace doing all it does as a service (TLS,
+// bcrypt logins, every endpoint, stack sampling, a reload, a drained stop), and every call and
+// socket family it used must pass the shipped unit's filters as systemd expands them. Not under a
+// sanitizer: its runtime makes calls of its own, and the unit runs the plain build.
+TEST(DeployTest, SystemdSandboxAllowsEverySyscallAndSocketFamilyTheDaemonUses) {
+  const std::string unit = ReadFile(kSource / "deploy/systemd/poolwatchd.service");
+  std::set<std::string> allowed;
+  std::set<std::string> denied;
+  // A line starting with "~" denies every group it names; the others allow theirs.
+  for (const std::string& value : UnitValues(unit, "SystemCallFilter")) {
+    const bool deny = value.starts_with('~');
+    for (const std::string& group : Words(deny ? value.substr(1) : value)) {
+      (deny ? denied : allowed).merge(SyscallGroup(group));
+    }
+  }
+  ASSERT_GT(allowed.size(), 100U) << "no allow list in the unit, or systemd-analyze failed";
+  ASSERT_FALSE(denied.empty());
+  std::vector<std::string> families;
+  for (const std::string& value : UnitValues(unit, "RestrictAddressFamilies")) {
+    std::ranges::copy(Words(value), std::back_inserter(families));
+  }
+  ASSERT_FALSE(families.empty());
+
+  TempDir dir;
+  const std::string d = dir.path().string() + "/";
+  const RunResult cert = RunCommand(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
+      "server.key -out " + d + "server.crt -days 2 -subj /CN=localhost");
+  ASSERT_EQ(cert.exit_code, 0) << cert.output;
+  const RunResult hash = RunCommand("htpasswd -nbBC 5 alice secret");
+  ASSERT_EQ(hash.exit_code, 0) << hash.output;
+  const std::string htpasswd = hash.output.substr(0, hash.output.find('\n'));  // alice:$2y$05$...
+  dir.Write("web.yml",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "basic_auth_users:\n  alice: " +
+                htpasswd.substr(htpasswd.find(':') + 1) + "\n");
+  const std::uint16_t port = FreePort();
+  const std::string config = dir.Write("poolwatchd.json", R"({
+    "http": {"listen": "127.0.0.1:)" + std::to_string(port) + R"(", "web_config_file": "web.yml"},
+    "loops": [
+      {"name": "main", "tick_hz": 100, "pools": [
+        {"name": "render", "workload": {"particles": 256}},
+        {"name": "physics", "stack_sampling": 1,
+         "workload": {"scenario": "leak", "particles": 256}}]},
+      {"name": "audio", "tick_hz": 200, "pools": [
+        {"name": "audio", "trim_idle_frames": 10, "workload": {"scenario": "spike"}}]}]})");
+  const std::string trace = d + "strace.txt";
+  ChildProcess strace({"/usr/bin/strace", "-f", "-qq", "-e", "signal=none", "-o", trace,
+                       POOLWATCHD_PATH, "--config", config});
+
+  // The status curl got for `target` with `options`.
+  const auto curl = [&](const std::string& options, const std::string& target) {
+    return RunCommand("curl -sk --max-time 10 -o /dev/null -w '%{http_code}' " + options +
+                      " 'https://127.0.0.1:" + std::to_string(port) + target + "'")
+        .output;
+  };
+  const std::string alice = "-u alice:secret";
+  ASSERT_TRUE(Eventually([&] { return curl(alice, "/readyz") == "200"; }, std::chrono::seconds{30}))
+      << strace.Log();
+  EXPECT_EQ(curl("-u alice:wrong", "/metrics"), "401");
+  for (const char* target : {"/metrics", "/debug", "/debug/health", "/", "/healthz"}) {
+    EXPECT_EQ(curl(alice, target), "200") << target;
+  }
+  EXPECT_EQ(curl(alice + " --compressed", "/metrics"), "200");
+  EXPECT_EQ(curl(alice + " -H 'Accept: application/openmetrics-text;version=1.0.0'", "/metrics"),
+            "200");
+  EXPECT_EQ(curl(alice + " -H 'Accept: application/vnd.google.protobuf;"
+                         "proto=io.prometheus.client.MetricFamily;encoding=delimited'",
+                 "/metrics"),
+            "200");
+  EXPECT_EQ(curl(alice + " -X POST", "/debug/mark?name=before"), "201");
+
+  // The daemon is strace's child: the first pid in the trace.
+  std::istringstream first_line(ReadFile(trace));
+  pid_t daemon = 0;
+  first_line >> daemon;
+  ASSERT_GT(daemon, 0);
+  kill(daemon, SIGHUP);
+  ASSERT_TRUE(strace.WaitForLog("config reloaded")) << strace.Log();
+  EXPECT_EQ(curl(alice, "/debug"), "200");
+  kill(daemon, SIGTERM);
+  EXPECT_EQ(strace.WaitExit(std::chrono::seconds{20}), 0) << strace.Log();
+
+  std::set<std::string> used;
+  std::set<std::string> used_families;
+  const std::regex call(R"(^\d+ +([a-z0-9_]+)\()");
+  const std::regex socket_family(R"(socket\((AF_[A-Z0-9]+))");
+  std::istringstream lines(ReadFile(trace));
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch match;
+    if (std::regex_search(line, match, call)) used.insert(match[1]);
+    if (std::regex_search(line, match, socket_family)) used_families.insert(match[1]);
+  }
+  // The trace saw the daemon work: it served TLS over accepted sockets from named threads.
+  for (const char* expected : {"bind", "accept", "clone3", "prctl", "write"}) {
+    EXPECT_TRUE(used.contains(expected)) << expected << " missing from the trace";
+  }
+  for (const std::string& name : used) {
+    EXPECT_TRUE(allowed.contains(name) && !denied.contains(name))
+        << name << ": called by poolwatchd, killed by the unit's SystemCallFilter";
+  }
+  EXPECT_FALSE(used_families.empty());
+  for (const std::string& family : used_families) {
+    EXPECT_NE(std::ranges::find(families, family), families.end())
+        << family << ": socket() refused by the unit's RestrictAddressFamilies";
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace poolwatch::testing

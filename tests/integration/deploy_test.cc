@@ -285,6 +285,19 @@ TEST(DeployTest, SystemdSandboxAllowsEverySyscallAndSocketFamilyTheDaemonUses) {
   const std::string trace = d + "strace.txt";
   ChildProcess strace({"/usr/bin/strace", "-f", "-qq", "-e", "signal=none", "-o", trace,
                        POOLWATCHD_PATH, "--config", config});
+  // The daemon is strace's child, the first pid in the trace. Stopping strace would only detach
+  // it, so on any early return it is killed by its own pid.
+  pid_t daemon = 0;
+  ASSERT_TRUE(Eventually([&] {
+    std::istringstream(ReadFile(trace)) >> daemon;
+    return daemon > 0;
+  })) << strace.Log();
+  struct KillOnExit {
+    pid_t pid;
+    ~KillOnExit() {
+      if (pid > 0) kill(pid, SIGKILL);
+    }
+  } guard{daemon};
 
   // The status curl got for `target` with `options`.
   const auto curl = [&](const std::string& options, const std::string& target) {
@@ -308,16 +321,12 @@ TEST(DeployTest, SystemdSandboxAllowsEverySyscallAndSocketFamilyTheDaemonUses) {
             "200");
   EXPECT_EQ(curl(alice + " -X POST", "/debug/mark?name=before"), "201");
 
-  // The daemon is strace's child: the first pid in the trace.
-  std::istringstream first_line(ReadFile(trace));
-  pid_t daemon = 0;
-  first_line >> daemon;
-  ASSERT_GT(daemon, 0);
   kill(daemon, SIGHUP);
   ASSERT_TRUE(strace.WaitForLog("config reloaded")) << strace.Log();
   EXPECT_EQ(curl(alice, "/debug"), "200");
   kill(daemon, SIGTERM);
-  EXPECT_EQ(strace.WaitExit(std::chrono::seconds{20}), 0) << strace.Log();
+  ASSERT_EQ(strace.WaitExit(std::chrono::seconds{20}), 0) << strace.Log();
+  guard.pid = 0;  // exited: the pid is no longer its own
 
   std::set<std::string> used;
   std::set<std::string> used_families;

@@ -61,7 +61,9 @@ class Buffer {
 
 struct PoolOptions {
   // Upper bound on pooled bytes (free + in use); 0 means no cap. An allocation that would need
-  // new memory beyond it is refused and counted in allocation_failures_total.
+  // new memory beyond it is refused and counted in allocation_failures_total. The buffers'
+  // bytes only: each held buffer also takes 150-260 bytes of allocator rounding and bookkeeping
+  // (docs/performance.md), which matters for buffers of a few bytes.
   std::uint64_t max_bytes = 0;
   // Free buffers of a key not used for this many frames are freed at EndFrame(); a key left
   // with no buffers at all disappears. 0 disables trimming.

@@ -212,6 +212,12 @@ std::vector<Group> Groups(const RuleOptions& options) {
        "poolwatchd target {{ $labels.instance }} is down",
        "Prometheus cannot scrape {{ $labels.instance }} (job {{ $labels.job }}, up = "
        "{{ $value }}): no pool metrics and no pool alerts from it."});
+  target.rules.push_back(
+      {"PoolwatchConfigReloadFailed", "poolwatch_config_last_reload_successful == 0", "10m",
+       Severity::kWarning, "poolwatchd on {{ $labels.instance }} runs on an older config",
+       "The last configuration reload of {{ $labels.instance }} was refused "
+       "(poolwatch_config_last_reload_successful = {{ $value }}) more than 10m ago: it runs on "
+       "the configuration it had before, not on its config file as that is now."});
   return {pool, loop, target, FleetGroup(t)};
 }
 

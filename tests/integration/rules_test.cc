@@ -23,7 +23,7 @@ TEST(RulesTest, PromtoolAcceptsTheGeneratedRules) {
   const RunResult check =
       RunCommand("promtool check rules /dev/stdin", RunPoolwatchd({"--print-rules"}).output);
   EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_NE(check.output.find("SUCCESS: 21 rules found"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find("SUCCESS: 22 rules found"), std::string::npos) << check.output;
 }
 
 TEST(RulesTest, PromtoolRuleUnitTestsPass) {
@@ -56,7 +56,7 @@ TEST(RulesTest, EveryAlertHasForSeverityAndTheAnnotationsOperatorsExpect) {
     if (line.starts_with("      - alert: ") || !block.empty()) block += line + "\n";
   }
   check();
-  EXPECT_EQ(alerts, 13);
+  EXPECT_EQ(alerts, 14);
 }
 
 TEST(RulesTest, EveryRunbookLinkHasASection) {

@@ -61,6 +61,27 @@ TEST(DeployTest, DeploymentIsProbedLimitedAndUnprivileged) {
   EXPECT_EQ(container["ports"][0]["containerPort"].as<int>(), 9720);
 }
 
+// The Prometheus Operator gives a ServiceMonitor's targets the job named by the Service label its
+// jobLabel names, else the Service's name ("poolwatchd"). The target-down alert matches one job:
+// if the two differed, a poolwatchd down in Kubernetes would never alert.
+TEST(DeployTest, ServiceMonitorGivesTheJobTheRulesMatch) {
+  const YAML::Node monitor = Load("deploy/kubernetes/servicemonitor.yaml");
+  const YAML::Node service = Load("deploy/kubernetes/service.yaml");
+  ASSERT_TRUE(monitor["spec"]["jobLabel"]) << "the job would be the Service's name";
+  const YAML::Node job =
+      service["metadata"]["labels"][monitor["spec"]["jobLabel"].as<std::string>()];
+  ASSERT_TRUE(job) << "the Service has no label " << monitor["spec"]["jobLabel"];
+  const std::string rules = ReadFile(kSource / "deploy/kubernetes/prometheusrule.yaml");
+  EXPECT_NE(rules.find("up{job=\"" + job.as<std::string>() + "\"} == 0"), std::string::npos)
+      << "PoolwatchTargetDown does not match job " << job.as<std::string>();
+  // And the scrape configs outside Kubernetes name the same job.
+  for (const char* file : {"config/prometheus/prometheus.yml", "config/prometheus/prometheus-b.yml",
+                           "deploy/compose/prometheus.yml"}) {
+    EXPECT_EQ(Load(file)["scrape_configs"][0]["job_name"].as<std::string>(), job.as<std::string>())
+        << file;
+  }
+}
+
 TEST(DeployTest, KustomizationLoadsOnlyFilesBelowItsDirectoryAndRollsOnAConfigChange) {
   // kustomize loads no file from outside the kustomization's directory ("security; file ... is
   // not in or below ..."): every file it names must exist there.

@@ -192,6 +192,10 @@ TEST(DeployTest, EveryShippedScrapeHasASampleLimitWithHeadroom) {
     // A limit far above any real instance would not catch a label gone unbounded.
     EXPECT_LE(limit, 10 * series(8, 8)) << file;
   }
+  // The Operator's Prometheus caps every ServiceMonitor's limit at its enforcedSampleLimit.
+  const YAML::Node operator_prometheus =
+      YAML::LoadAllFromFile((kSource / "deploy/kubernetes/prometheus-ha.yaml").string())[0];
+  EXPECT_GE(operator_prometheus["spec"]["enforcedSampleLimit"].as<int>(), limits.back().second);
 }
 
 TEST(DeployTest, SystemdUnitVerifiesCleanAndIsHardened) {

@@ -10,6 +10,8 @@
 # Runs on 127.0.0.1, stops by pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh  # $work, $pids stopped at exit, free_port
 
 bin=""
 while [[ $# -gt 0 ]]; do
@@ -25,47 +27,41 @@ if [[ -z "$bin" ]]; then
   bin=$PWD/build/release/daemon/poolwatchd
 fi
 
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  [[ -n "$pid" ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 metric() {  # metric SCRAPE NAME: the first sample's value
   awk -v name="$2" 'index($0, name) == 1 && substr($0, length(name) + 1, 1) ~ /[ {]/ { print $NF; exit }' <<<"$1"
 }
 
-# measure SCENARIO ELEMENTS CAP PER_FRAME: "RSS OUTSTANDING IN_USE_BYTES" once steady has run
-# 200 frames, or once leak has reached the cap. In a subshell (the caller reads its output), so
-# it stops its own daemon on every path.
+# measure SCENARIO ELEMENTS CAP PER_FRAME: sets $rss, $held and $in_use once steady has run 200
+# frames, or once leak has reached the cap.
 measure() {
-  local port=$((20000 + RANDOM % 20000)) scrape=""
+  local port scrape="" pid
+  port=$(free_port)
   printf '{"http": {"listen": "127.0.0.1:%s"}, "loop": {"tick_hz": 240},
     "pool": {"max_bytes": %s}, "workload": {"scenario": "%s", "particles": 64,
     "leak_buffers_per_frame": %s, "leak_buffer_elements": %s}}' \
     "$port" "$3" "$1" "$4" "$2" > "$work/config.json"
   "$bin" --config "$work/config.json" --log-level warn &
   pid=$!
-  local done=false
+  pids+=("$pid")
   for _ in $(seq 1200); do
     sleep 0.25
     kill -0 "$pid" 2>/dev/null || { echo "$0: poolwatchd exited; see above" >&2; exit 1; }
     scrape=$(curl -sf "127.0.0.1:$port/metrics") || continue
     if [[ $1 == steady ]]; then
-      (( $(metric "$scrape" poolwatch_frames_total) >= 200 )) && { done=true; break; }
+      (( $(metric "$scrape" poolwatch_frames_total) >= 200 )) && break
     else
-      (( $(metric "$scrape" poolwatch_pool_allocation_failures_total) > 0 )) && { done=true; break; }
+      (( $(metric "$scrape" poolwatch_pool_allocation_failures_total) > 0 )) && break
     fi
+    scrape=""
   done
-  if $done; then
-    sleep 1  # the allocator settles
-    scrape=$(curl -sf "127.0.0.1:$port/metrics") || done=false
-  fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-  $done || { echo "$0: $1 with $2 elements: not measured within 300 s" >&2; exit 1; }
-  echo "$(metric "$scrape" process_resident_memory_bytes) $(metric "$scrape" poolwatch_pool_outstanding_buffers) $(metric "$scrape" poolwatch_pool_in_use_bytes)"
+  [[ -n "$scrape" ]] || { echo "$0: $1 with $2 elements: not measured within 300 s" >&2; exit 1; }
+  sleep 1  # the allocator settles
+  scrape=$(curl -sf "127.0.0.1:$port/metrics")
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rss=$(metric "$scrape" process_resident_memory_bytes)
+  held=$(metric "$scrape" poolwatch_pool_outstanding_buffers)
+  in_use=$(metric "$scrape" poolwatch_pool_in_use_bytes)
 }
 
 echo "# held buffers' memory — $(date -u +%Y-%m-%dT%H:%MZ), $("$bin" --version | head -1), pool stack_sampling 64"
@@ -75,8 +71,9 @@ echo "|---|---|---|---|---|---|"
 # elements of f32, cap, leaked per frame: each run reaches its cap in a few seconds at 240 Hz.
 for row in "1 4194304 1000" "16 16777216 1000" "256 67108864 100" "4096 268435456 10"; do
   read -r elements cap per_frame <<<"$row"
-  read -r base _ _ < <(measure steady "$elements" "$cap" "$per_frame")
-  read -r rss held in_use < <(measure leak "$elements" "$cap" "$per_frame")
+  measure steady "$elements" "$cap" "$per_frame"
+  base=$rss
+  measure leak "$elements" "$cap" "$per_frame"
   awk -v e="$elements" -v b="$base" -v r="$rss" -v n="$held" -v u="$in_use" 'BEGIN {
     printf "| %d B | %d | %.1f MiB | %.1f MiB | %.0f B | %.0f B |\n",
       4 * e, n, u / 1048576, (r - b) / 1048576, (r - b) / n, (r - b - u) / n }'

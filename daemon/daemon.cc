@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -236,10 +237,8 @@ bool Daemon::Reload() {
   // what it can and names each setting that waits for a restart.
   if (const std::vector<std::string> waiting = RestartOnlyChanges(config_, next);
       !waiting.empty()) {
-    std::string list;
-    for (const std::string& change : waiting) list.append(list.empty() ? "" : ", ").append(change);
     spdlog::warn("config reload: these take effect only after a restart, the rest is applied: {}",
-                 list);
+                 fmt::join(waiting, ", "));
   }
   SetLogLevel(next.log.level);
   exporter_.SetWebSecurity(next.web);

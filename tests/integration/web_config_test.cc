@@ -11,9 +11,9 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
+#include "credentials.h"
 #include "daemon_process.h"
 #include "http_client.h"
 
@@ -60,15 +60,14 @@ void MustRun(const std::string& command) {
 class WebConfigTest : public ::testing::Test {
  protected:
   // A CA, a server certificate for 127.0.0.1 it signed, a client certificate it signed, a
-  // self-signed client certificate it did not, and two users' bcrypt hashes. Once for all.
+  // self-signed client certificate it did not, and three users' bcrypt hashes. Once for all.
   static void SetUpTestSuite() {
     pki_ = new TempDir();
     const std::string d = pki_->path().string() + "/";
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
     pki_->Write("server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     pki_->Write("client.ext", "extendedKeyUsage=clientAuth\n");
-    MustRun("openssl req -x509 " + ec + "-keyout " + d + "ca.key -out " + d +
-            "ca.crt -days 2 -subj /CN=poolwatch-test-ca");
+    SelfSignedCertificate(pki_->path(), "ca", "poolwatch-test-ca");
     // Each signed by the CA: ${name}.key, .csr, .crt with the extensions in ${name}.ext.
     const std::string sign = "for name in server client; do openssl req " + ec + "-keyout " + d +
                              "$name.key -out " + d + "$name.csr -subj /CN=$name && " +
@@ -76,18 +75,11 @@ class WebConfigTest : public ::testing::Test {
                              "ca.crt -CAkey " + d + "ca.key -CAcreateserial -days 2 -out " + d +
                              "$name.crt -extfile " + d + "$name.ext || exit 1; done";
     MustRun(sign);
-    MustRun("openssl req -x509 " + ec + "-keyout " + d + "stranger.key -out " + d +
-            "stranger.crt -days 2 -subj /CN=stranger");
+    SelfSignedCertificate(pki_->path(), "stranger", "stranger");
+    hashes_["alice"] = BcryptHash("secret", 5);
+    hashes_["bob"] = BcryptHash("hunter2", 5);
     // carol's hash is costly (cost 12, ~0.2 s a try) to make password guessing slow.
-    for (const auto& [user, password, cost] :
-         {std::tuple{"alice", "secret", 5}, std::tuple{"bob", "hunter2", 5},
-          std::tuple{"carol", "opensesame", 12}}) {
-      const RunResult run =
-          RunCommand("htpasswd -nbBC " + std::to_string(cost) + " " + user + " " + password);
-      ASSERT_EQ(run.exit_code, 0) << run.output;
-      const std::string line = run.output.substr(0, run.output.find('\n'));
-      hashes_[user] = line.substr(line.find(':') + 1);
-    }
+    hashes_["carol"] = BcryptHash("opensesame", 12);
   }
 
   static void TearDownTestSuite() {

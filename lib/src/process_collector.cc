@@ -1,10 +1,13 @@
 #include "poolwatch/process_collector.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <filesystem>
+#include <array>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
 
@@ -30,14 +33,40 @@ std::optional<double> BootTime() {
 
 }  // namespace
 
-std::optional<ProcessStats> ReadProcessStats() {
-  std::ifstream file("/proc/self/stat");
-  std::string line;
-  if (!std::getline(file, line)) return std::nullopt;
+struct ProcessCollector::Files {
+  Files()
+      : stat_fd(open("/proc/self/stat", O_RDONLY | O_CLOEXEC)),
+        fd_dir(opendir("/proc/self/fd")),
+        boot_time(BootTime()) {}
+  ~Files() {
+    if (stat_fd >= 0) close(stat_fd);
+    if (fd_dir != nullptr) closedir(fd_dir);
+  }
+  Files(const Files&) = delete;
+  Files& operator=(const Files&) = delete;
+
+  int stat_fd;                      // /proc/self/stat, read from its start each time
+  DIR* fd_dir;                      // /proc/self/fd, rewound each time
+  std::optional<double> boot_time;  // /proc/stat's btime: fixed while the system runs
+  std::mutex fd_dir_mutex;          // the directory's position
+};
+
+ProcessCollector::ProcessCollector() : files_(std::make_unique<Files>()) {}
+
+ProcessCollector::~ProcessCollector() = default;
+
+std::optional<ProcessStats> ProcessCollector::Read() const {
+  Files& files = *files_;
+  if (files.stat_fd < 0 || files.fd_dir == nullptr) return std::nullopt;
+  // Read from offset 0, procfs writes the file anew: the numbers of now.
+  std::array<char, 4096> buffer{};
+  const ssize_t length = pread(files.stat_fd, buffer.data(), buffer.size(), 0);
+  if (length <= 0) return std::nullopt;
+  const std::string line(buffer.data(), static_cast<std::size_t>(length));
   // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-  const std::size_t close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(line.substr(close + 2));
+  const std::size_t name_end = line.rfind(')');
+  if (name_end == std::string::npos || name_end + 2 > line.size()) return std::nullopt;
+  std::istringstream fields(line.substr(name_end + 2));
   std::vector<std::string> f;  // f[0] is field 3 (state)
   for (std::string field; fields >> field;) f.push_back(field);
   if (f.size() < 22) return std::nullopt;
@@ -50,26 +79,25 @@ std::optional<ProcessStats> ReadProcessStats() {
     stats.threads = std::stod(f[17]);
     stats.virtual_memory_bytes = std::stod(f[20]);
     stats.resident_memory_bytes = std::stod(f[21]) * page;
-    if (const auto boot = BootTime()) stats.start_time_seconds = *boot + std::stod(f[19]) / ticks;
+    if (files.boot_time) stats.start_time_seconds = *files.boot_time + std::stod(f[19]) / ticks;
   } catch (const std::exception&) {
     return std::nullopt;
   }
 
-  std::error_code ec;
-  double fds = 0;
-  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    ++fds;
+  {
+    const std::lock_guard lock(files.fd_dir_mutex);
+    rewinddir(files.fd_dir);
+    while (const dirent* entry = readdir(files.fd_dir)) {
+      if (entry->d_name[0] != '.') ++stats.open_fds;
+    }
   }
-  // The iterator's own descriptor is open while it walks the directory.
-  stats.open_fds = fds > 0 ? fds - 1 : 0;
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) stats.max_fds = static_cast<double>(limit.rlim_cur);
   return stats;
 }
 
 std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
-  const std::optional<ProcessStats> stats = ReadProcessStats();
+  const std::optional<ProcessStats> stats = Read();
   if (!stats) return {};
   const auto gauge = prometheus::MetricType::Gauge;
   return {

@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -315,6 +317,47 @@ TEST_F(HostileClientsTest, OutOfDescriptorsTheServerWaitsInsteadOfSpinning) {
                                     << " s of CPU, against " << quiet << " s before";
 
   clients.clear();
+  EXPECT_TRUE(Eventually([&] { return HttpGet(port_, "/healthz").status == 200; }))
+      << "not serving again once descriptors were free";
+}
+
+// process_open_fds against process_max_fds is what shows descriptors running out, so the last
+// scrape answered before they do must say so: every descriptor in use, the scrape's own the last
+// of them, with none of the process_* families dropped or read as 0 for want of one.
+TEST_F(HostileClientsTest, TheLastScrapeBeforeDescriptorsRunOutCountsThemAll) {
+  const auto before = Scrape();
+  const auto open_fds = static_cast<rlim_t>(before.at("process_open_fds"));
+  const rlimit limit{open_fds + 8, open_fds + 8};
+  ASSERT_EQ(prlimit(daemon_->pid(), RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);
+
+  // Idle connections take the free descriptors one by one, a scrape after each, until a scrape
+  // finds none left to be accepted with; well within the 2 s after which idle ones are closed.
+  std::vector<std::unique_ptr<Socket>> idle;
+  std::map<std::string, double> last;
+  int answered = 0;
+  for (; answered < 16; ++answered) {
+    const HttpResult result = HttpRequest(port_, "GET", "/metrics", {}, 2s);
+    if (result.status != 200) break;
+    last = ParseSamples(result.body);
+    idle.push_back(std::make_unique<Socket>(port_));
+    ASSERT_TRUE(idle.back()->connected());
+    std::this_thread::sleep_for(30ms);  // accepted, and the scrape's connection closed
+  }
+  ASSERT_GT(answered, 0);
+  ASSERT_LT(answered, 16) << "the descriptors never ran out";
+  ASSERT_TRUE(last.contains("process_open_fds")) << "process_* families dropped";
+  EXPECT_EQ(last.at("process_max_fds"), static_cast<double>(limit.rlim_cur));
+  // The limit bounds descriptor numbers: every one below it was in use, and those above it that
+  // the daemon was started with (inherited) are open too.
+  double above_limit = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(daemon_->pid()) + "/fd")) {
+    if (std::stoul(entry.path().filename().string()) >= limit.rlim_cur) ++above_limit;
+  }
+  EXPECT_EQ(last.at("process_open_fds"), last.at("process_max_fds") + above_limit);
+  EXPECT_EQ(last.at("process_start_time_seconds"), before.at("process_start_time_seconds"));
+
+  idle.clear();
   EXPECT_TRUE(Eventually([&] { return HttpGet(port_, "/healthz").status == 200; }))
       << "not serving again once descriptors were free";
 }

@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
   }
 
   SetupLogging(config.log);
+  // A write into a pipe whose reader has gone (a log shipper restarting, `poolwatchd | head`)
+  // fails with EPIPE instead of killing the daemon: it goes on ticking and serving without its
+  // log, as nginx and Redis do, and as systemd sets up its services (IgnoreSIGPIPE=).
+  std::signal(SIGPIPE, SIG_IGN);
   // Blocked before any thread starts, so every thread inherits the mask and the signals wait
   // for sigwait() below instead of taking their default action.
   sigset_t signals;

@@ -295,6 +295,32 @@ TEST_F(DaemonTest, SigintStopsToo) {
   EXPECT_EQ(daemon_->WaitExit(2s), 0);
 }
 
+// A log reader that goes away (a log shipper restarting, `poolwatchd | head`) must not take the
+// daemon with it: its writes into the closed pipe fail (EPIPE) instead of killing it with
+// SIGPIPE, and it goes on ticking and serving, and stops cleanly.
+TEST(DaemonLogTest, ALogReaderThatGoesAwayDoesNotStopTheDaemon) {
+  const std::uint16_t port = FreePort();
+  // bash execs poolwatchd with both streams into a pipe whose reader leaves after one byte.
+  ChildProcess daemon({"/bin/bash", "-c",
+                       std::string("exec '") + POOLWATCHD_PATH + "' --listen 127.0.0.1:" +
+                           std::to_string(port) + " > >(head -c 1 > /dev/null) 2>&1"});
+  const auto exited = [&] {
+    const auto code = daemon.WaitExit(0ms);
+    return code ? "exited with " + std::to_string(*code) : std::string("running");
+  };
+  ASSERT_TRUE(Eventually([&] { return HttpGet(port, "/readyz").status == 200; })) << exited();
+  const auto frames = [&] {
+    return ParseSamples(HttpGet(port, "/metrics").body)["poolwatch_frames_total{loop=\"main\"}"];
+  };
+  const double before = frames();
+  daemon.Signal(SIGHUP);  // two more log lines, into the closed pipe
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(HttpGet(port, "/healthz").status, 200U) << exited();
+  EXPECT_GT(frames(), before);
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.WaitExit(5s), 0);
+}
+
 TEST_F(DaemonTest, SighupWithABrokenFileKeepsTheOldConfigThenAGoodOneApplies) {
   Start(ConfigJson("steady"));
   dir_.Write("poolwatchd.json", R"({"workload": {"scenario": "leak", "particlez": 1}})");

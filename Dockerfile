@@ -1,5 +1,6 @@
 # poolwatchd image: built with the same dependency script and CMake preset as CI.
-#   docker build --network host -t poolwatchd .
+#   docker build --network host --build-arg REVISION=$(git rev-parse --short=12 HEAD) \
+#     -t poolwatchd .
 #   docker run --read-only -p 9720:9720 poolwatchd
 FROM debian:bookworm-slim AS build
 WORKDIR /src
@@ -11,16 +12,20 @@ COPY lib lib
 COPY exporter exporter
 COPY daemon daemon
 COPY examples examples
-RUN cmake --preset release \
+# .git is not in the build context: the revision poolwatch_build_info reports is given.
+ARG REVISION=unknown
+RUN cmake --preset release -DPOOLWATCH_REVISION="${REVISION}" \
  && cmake --build --preset release --target poolwatchd \
  && strip --strip-debug build/release/daemon/poolwatchd \
  && scripts/runtime-packages.sh build/release/daemon/poolwatchd > /runtime-packages.txt
 
 FROM debian:bookworm-slim
 ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="poolwatchd" \
       org.opencontainers.image.description="Buffer-pool memory observability for frame-based runtimes" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="https://github.com/poolwatch/poolwatch" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=build /runtime-packages.txt /tmp/runtime-packages.txt

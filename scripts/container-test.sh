@@ -26,7 +26,9 @@ docker_base_image
 
 echo "== docker build"
 start=$(date +%s)
-docker build --network host -t "$image" . >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
+revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+docker build --network host --build-arg REVISION="$revision" -t "$image" . >"$state/build.log" 2>&1 ||
+  { tail -40 "$state/build.log"; exit 1; }
 echo "built in $(( $(date +%s) - start )) s; image size $(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%.1f MiB", $1 / 1048576 }')"
 
 port=$(( 20000 + RANDOM % 20000 ))
@@ -36,6 +38,11 @@ for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/metrics" 
 body=$(curl -fsS "http://127.0.0.1:$port/metrics")
 grep -q '^poolwatch_pool_keys{pool="reference"} ' <<<"$body"
 grep -q '^# TYPE poolwatch_frames_total counter' <<<"$body"
+# The revision given to the build, in build_info and in the image's label.
+grep -q "^poolwatch_build_info{.*revision=\"$revision\"" <<<"$body" ||
+  { echo "build_info does not report revision $revision:"; grep build_info <<<"$body"; exit 1; }
+label=$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$image")
+[[ "$label" == "$revision" ]] || { echo "image label revision '$label', not $revision"; exit 1; }
 # Captured, then matched: `cmd | grep -q` fails under pipefail when grep exits first (SIGPIPE).
 user=$(docker inspect -f '{{.Config.User}}' "$container")
 [[ "$user" == 65532:65532 ]] || { echo "runs as '$user', not 65532:65532"; exit 1; }

@@ -2,7 +2,8 @@
 # poolwatch_build_info's revision follows HEAD without a configure by hand: a copy of the
 # source's tracked files (as they are now, edits included) in a git repository of its own is
 # configured once; after a commit there, the build's own check regenerates version.h with the
-# new revision, and with HEAD unmoved the build does not configure again.
+# new revision, and with HEAD unmoved the build does not configure again. A revision given to
+# CMake is used as it is.
 #   revision_test.sh SOURCE_DIR
 set -euo pipefail
 source=$1
@@ -46,4 +47,11 @@ repo checkout -q HEAD~1
 ninja -C "$work/build" build.ninja > "$work/check.txt" 2>&1 ||
   { cat "$work/check.txt"; exit 1; }
 expect_revision "after a checkout and a build"
-echo "version.h followed HEAD through a commit and a checkout"
+
+# A revision given (as the Dockerfile gives it, without .git) is the one reported.
+cmake -S "$work/src" -B "$work/given" -G Ninja -DPOOLWATCH_BUILD_TESTS=OFF \
+  -DPOOLWATCH_BUILD_BENCH=OFF -DPOOLWATCH_BUILD_EXAMPLES=OFF -DPOOLWATCH_REVISION=v0.1.0-given \
+  > "$work/configure.txt" 2>&1 || { cat "$work/configure.txt"; exit 1; }
+grep -qF 'kRevision = "v0.1.0-given"' "$work/given/lib/include/poolwatch/version.h" ||
+  { echo "-DPOOLWATCH_REVISION was not used:"; cat "$work/given/lib/include/poolwatch/version.h"; exit 1; }
+echo "version.h followed HEAD through a commit and a checkout, and took a given revision"

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 #include "single_value_family.h"
 
@@ -62,27 +64,41 @@ std::optional<ProcessStats> ProcessCollector::Read() const {
   std::array<char, 4096> buffer{};
   const ssize_t length = pread(files.stat_fd, buffer.data(), buffer.size(), 0);
   if (length <= 0) return std::nullopt;
-  const std::string line(buffer.data(), static_cast<std::size_t>(length));
   // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+  // Parsed without streams, which need nothing the process may have run out of.
+  const std::string_view line(buffer.data(), static_cast<std::size_t>(length));
   const std::size_t name_end = line.rfind(')');
-  if (name_end == std::string::npos || name_end + 2 > line.size()) return std::nullopt;
-  std::istringstream fields(line.substr(name_end + 2));
-  std::vector<std::string> f;  // f[0] is field 3 (state)
-  for (std::string field; fields >> field;) f.push_back(field);
-  if (f.size() < 22) return std::nullopt;
+  if (name_end == std::string_view::npos || name_end + 2 > line.size()) return std::nullopt;
+  std::string_view rest = line.substr(name_end + 2);
+  std::array<std::string_view, 22> f{};  // f[0] is field 3 (state)
+  for (std::string_view& field : f) {
+    if (rest.empty()) return std::nullopt;
+    const std::size_t space = rest.find(' ');
+    field = rest.substr(0, space);
+    rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+  }
+  const auto number = [](std::string_view text) -> std::optional<double> {
+    double value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
+  };
+  const auto utime = number(f[11]);
+  const auto stime = number(f[12]);
+  const auto threads = number(f[17]);
+  const auto start_ticks = number(f[19]);
+  const auto vsize = number(f[20]);
+  const auto rss_pages = number(f[21]);
+  if (!utime || !stime || !threads || !start_ticks || !vsize || !rss_pages) return std::nullopt;
 
   const auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
   ProcessStats stats;
-  try {
-    stats.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime + stime
-    stats.threads = std::stod(f[17]);
-    stats.virtual_memory_bytes = std::stod(f[20]);
-    stats.resident_memory_bytes = std::stod(f[21]) * page;
-    if (files.boot_time) stats.start_time_seconds = *files.boot_time + std::stod(f[19]) / ticks;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  stats.cpu_seconds = (*utime + *stime) / ticks;
+  stats.threads = *threads;
+  stats.virtual_memory_bytes = *vsize;
+  stats.resident_memory_bytes = *rss_pages * page;
+  if (files.boot_time) stats.start_time_seconds = *files.boot_time + *start_ticks / ticks;
 
   {
     const std::lock_guard lock(files.fd_dir_mutex);

@@ -240,9 +240,9 @@ void Exporter::Start(boost::asio::io_context& io) {
   if (impl_->server) throw std::logic_error("Exporter::Start: started already");
   impl_->started_at = Clock::now().time_since_epoch().count();
   impl_->io = &io;
-  impl_->server =
-      std::make_unique<HttpServer>(io, impl_->address, impl_->options.http, impl_->handler,
-                                   impl_->options.web, impl_->options.server_name);
+  impl_->server = std::make_unique<HttpServer>(io, impl_->address, impl_->options.http,
+                                               impl_->handler, impl_->options.web,
+                                               impl_->options.server_name, impl_->options.log);
   impl_->server->Start();
   impl_->Log(LogLevel::kInfo, "exporter listening on " + impl_->server->local_address() + " (" +
                                   Describe(impl_->options.web.get()) + ")");

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "web_config.h"
 
@@ -530,8 +531,9 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, const HttpOptions& limits, const HttpHandler& handler,
-       std::shared_ptr<const WebSecurity> web, std::string name)
+       std::shared_ptr<const WebSecurity> web, std::string name, LogCallback log_callback)
       : io_context(io),
+        log(std::move(log_callback)),
         acceptor(asio::make_strand(io)),
         shared(std::make_shared<ServerState>(handler, limits, std::move(web), std::move(name),
                                              hasher.get_executor(), expositions.get_executor(),
@@ -556,6 +558,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       return;
     }
     retry_delay = {};
+    ReloadChangedTlsFiles();
     // Responses go out as a few small writes (TLS records, header then body): without
     // TCP_NODELAY, Nagle holds the last one for the client's delayed ACK (~40 ms). Go's
     // servers set it too.
@@ -581,6 +584,47 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     Accept();
   }
 
+  // See SetWebSecurity. On the acceptor's strand.
+  void ReloadChangedTlsFiles() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_tls_check) return;
+    next_tls_check = now + kTlsCheckInterval;
+    const std::shared_ptr<const WebSecurity> running = shared->CurrentSecurity()->web;
+    if (!running || running->tls_context() == nullptr) return;
+    std::vector<FileStamp> on_disk = StampTlsFiles(running->config());
+    if (on_disk == running->tls_files() || on_disk == refused_tls_files) return;
+    std::shared_ptr<const Security> next;
+    try {
+      next =
+          std::make_shared<const Security>(std::make_shared<const WebSecurity>(running->config()));
+    } catch (const ConfigError& e) {
+      refused_tls_files = std::move(on_disk);
+      Log(LogLevel::kError,
+          std::string("web config: the TLS files changed on disk but do not load, the running "
+                      "ones stay: ") +
+              e.what());
+      return;
+    }
+    {
+      std::scoped_lock lock(shared->mutex);
+      if (shared->security->web != running) return;  // a reload came in between: it wins
+      shared->security = next;
+    }
+    std::string changed;
+    const std::vector<std::filesystem::path> files = TlsFiles(running->config());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      if (on_disk[i] == running->tls_files()[i]) continue;
+      changed += (changed.empty() ? "" : ", ") + files[i].string();
+    }
+    Log(LogLevel::kInfo,
+        "web config: " + changed + " changed on disk, loaded again: " + Describe(next->web.get()));
+  }
+
+  void Log(LogLevel level, const std::string& message) const {
+    if (log) log(level, message);
+  }
+
+  static constexpr std::chrono::seconds kTlsCheckInterval{1};
   static constexpr std::chrono::milliseconds kFirstRetryDelay{5};
   static constexpr std::chrono::milliseconds kLastRetryDelay{1000};
 
@@ -589,17 +633,23 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::thread_pool expositions{1};
   asio::thread_pool pages{1};
   asio::io_context& io_context;
+  const LogCallback log;
   tcp::acceptor acceptor;
   asio::steady_timer retry{acceptor.get_executor()};  // on the acceptor's strand
   std::chrono::milliseconds retry_delay{};            // 0 after an accept succeeded
+  // On the acceptor's strand too: when to look at the TLS files next, and how they were when
+  // they last did not load.
+  std::chrono::steady_clock::time_point next_tls_check{};
+  std::vector<FileStamp> refused_tls_files;
   std::shared_ptr<ServerState> shared;
   tcp::endpoint bound;  // kept: the acceptor is closed by then, maybe on another thread
 };
 
 HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
                        const HttpOptions& limits, const HttpHandler& handler,
-                       std::shared_ptr<const WebSecurity> web, std::string name)
-    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web), std::move(name))) {
+                       std::shared_ptr<const WebSecurity> web, std::string name, LogCallback log)
+    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web), std::move(name),
+                                   std::move(log))) {
   // Each pool's one thread by its work, for top -H, perf and gdb.
   for (auto [pool, thread_name] :
        {std::pair{&impl_->hasher, "pw-bcrypt"}, std::pair{&impl_->expositions, "pw-exposition"},

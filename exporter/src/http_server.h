@@ -39,10 +39,10 @@ class HttpServer {
   // Binds and listens at once. Throws std::runtime_error naming the address when it cannot
   // (address in use, permission, unknown host).
   // `web`: TLS and basic auth (null: plain HTTP, no auth). `name`: the Server header, and the
-  // basic-auth realm.
+  // basic-auth realm. `log`: where a reload of changed TLS files is told (may be null).
   HttpServer(boost::asio::io_context& io, const ListenAddress& address, const HttpOptions& limits,
              const HttpHandler& handler, std::shared_ptr<const WebSecurity> web = nullptr,
-             std::string name = "poolwatch");
+             std::string name = "poolwatch", LogCallback log = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -57,6 +57,12 @@ class HttpServer {
 
   // For a reloaded web config: new connections get its transport (TLS or not), every request
   // from now on its users.
+  //
+  // A renewed certificate needs no call: before it accepts a connection (at most once a
+  // second), the server looks at the TLS files of its web config, and loads them again when
+  // they changed on disk, as the exporter-toolkit's servers load them for every connection.
+  // Files that do not load (a certificate renewed, its key not yet) are logged once and the
+  // running ones stay, until the files change again.
   void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
 
   std::uint16_t port() const;         // the bound port (the real one when asked for port 0)

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -300,7 +301,32 @@ bool IsUnauthenticatedPath(std::string_view target) {
   return path == "/healthz" || path == "/readyz";
 }
 
-WebSecurity::WebSecurity(WebConfig config) : config_(std::move(config)) {
+std::vector<std::filesystem::path> TlsFiles(const WebConfig& config) {
+  std::vector<std::filesystem::path> files;
+  if (!config.tls) return files;
+  for (const std::filesystem::path& file :
+       {config.tls->cert_file, config.tls->key_file, config.tls->client_ca_file}) {
+    if (!file.empty()) files.push_back(file);
+  }
+  return files;
+}
+
+std::vector<FileStamp> StampTlsFiles(const WebConfig& config) {
+  std::vector<FileStamp> stamps;
+  for (const std::filesystem::path& file : TlsFiles(config)) {
+    FileStamp& stamp = stamps.emplace_back();
+    struct stat info {};
+    if (::stat(file.c_str(), &info) != 0) continue;
+    stamp = {.device = info.st_dev,
+             .inode = info.st_ino,
+             .size = info.st_size,
+             .modified_ns = info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec};
+  }
+  return stamps;
+}
+
+WebSecurity::WebSecurity(WebConfig config)
+    : config_(std::move(config)), tls_files_(StampTlsFiles(config_)) {
   if (!config_.tls) return;
   const TlsServerConfig& tls = *config_.tls;
   ERR_clear_error();

@@ -3,6 +3,7 @@
 #include <openssl/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "poolwatch/exporter/exporter.h"
 #include "poolwatch/exporter/options.h"
@@ -53,6 +55,25 @@ struct WebConfig {
 WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
                          const std::filesystem::path& base_dir);
 
+// What stat() says of a file, enough to tell it from the file loaded before: another inode (a
+// rename over it, or a symlink swapped, as Kubernetes updates a mounted Secret and certbot its
+// live/ links), or another size or modification time (a write in place). All zero for a file
+// that cannot be looked at.
+struct FileStamp {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::int64_t size = 0;
+  std::int64_t modified_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+// The TLS files `config` names: certificate, key and client CA (the ones set), in that order;
+// none without TLS.
+std::vector<std::filesystem::path> TlsFiles(const WebConfig& config);
+
+// Their stamps, in the same order.
+std::vector<FileStamp> StampTlsFiles(const WebConfig& config);
+
 // The endpoints that answer without credentials, so that liveness and readiness probes (the
 // container HEALTHCHECK, Kubernetes httpGet probes) need no password. They reveal "ok" or why
 // not, nothing else. Everything else (/metrics, /debug, ...) requires it when users are set.
@@ -72,6 +93,9 @@ class WebSecurity {
   // The server context; null for plain HTTP.
   SSL_CTX* tls_context() const { return tls_context_.get(); }
   const WebConfig& config() const { return config_; }
+  // The TLS files as they were just before they were loaded (StampTlsFiles): when the files on
+  // disk no longer match, they are not the ones loaded.
+  const std::vector<FileStamp>& tls_files() const { return tls_files_; }
 
   enum class Access { kGranted, kDenied, kVerify };
 
@@ -91,6 +115,7 @@ class WebSecurity {
 
  private:
   WebConfig config_;
+  std::vector<FileStamp> tls_files_;
   struct FreeContext {
     void operator()(SSL_CTX* context) const;
   };

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -414,6 +415,66 @@ TEST_F(WebConfigTest, ReloadSwapsTheWebConfigAndKeepsTheOldOneWhenBroken) {
   EXPECT_EQ(Scrape("alice:secret").status, 401U);
   EXPECT_EQ(ParseSamples(Scrape("bob:hunter2").body).at("poolwatch_config_last_reload_successful"),
             1);
+}
+
+// A certificate renewed on disk (cert-manager updating a mounted Secret, certbot its live/
+// links) is served to new connections without a signal, as node_exporter serves it; a renewal
+// caught half-way (the certificate written, its key not yet) keeps the running pair and is
+// logged once, until the key comes.
+TEST_F(WebConfigTest, ARenewedCertificateIsServedWithoutASignal) {
+  SelfSignedCertificate(dir_.path(), "renewed", "renewed");
+  SelfSignedCertificate(dir_.path(), "third", "third");
+  const auto place = [&](const std::string& from, const std::string& to) {
+    // As a renewal does: written beside, then renamed over the file the web config names.
+    std::filesystem::copy_file(from, dir_.path() / "next",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(dir_.path() / "next", dir_.path() / to);
+  };
+  place(Pki("server.crt"), "tls.crt");
+  place(Pki("server.key"), "tls.key");
+  Start("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n" + Users({"alice"}));
+  // The subject of the certificate a new connection is served.
+  const auto served = [&] {
+    return RunCommand("(timeout 5 openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                      " 2>/dev/null | grep '^subject=')")
+        .output;
+  };
+  ASSERT_EQ(served(), "subject=CN = server\n");
+
+  place((dir_.path() / "renewed.key").string(), "tls.key");
+  place((dir_.path() / "renewed.crt").string(), "tls.crt");
+  ASSERT_TRUE(Eventually([&] { return served() == "subject=CN = renewed\n"; })) << daemon_->Log();
+  EXPECT_TRUE(daemon_->WaitForLog("web config: " + (dir_.path() / "tls.crt").string() + ", " +
+                                  (dir_.path() / "tls.key").string() +
+                                  " changed on disk, loaded again: TLS"))
+      << daemon_->Log();
+
+  // Half-way: the new certificate does not match the running key.
+  place((dir_.path() / "third.crt").string(), "tls.crt");
+  const std::string refused =
+      "the TLS files changed on disk but do not load, the running ones stay: "
+      "tls_server_config.key_file: " +
+      (dir_.path() / "tls.key").string() + ": ";
+  ASSERT_TRUE(Eventually([&] {
+    served();  // the files are looked at when a connection comes
+    return daemon_->Log().find(refused) != std::string::npos;
+  })) << daemon_->Log();
+  for (int i = 0; i < 3; ++i) {  // over more than the second between two looks at the files
+    EXPECT_EQ(served(), "subject=CN = renewed\n");
+    std::this_thread::sleep_for(500ms);
+  }
+  const std::string log = daemon_->Log();
+  const std::size_t first = log.find("do not load");
+  EXPECT_EQ(log.find("do not load", first + 1), std::string::npos)
+      << "logged once, not per connection: " << log;
+  // The renewed certificates are self-signed: not checked against the test CA.
+  const auto scrape = [&] { return Curl("-k -u alice:secret '" + Url("/metrics") + "'"); };
+  EXPECT_EQ(scrape().status, 200U) << "served all along";
+
+  place((dir_.path() / "third.key").string(), "tls.key");
+  EXPECT_TRUE(Eventually([&] { return served() == "subject=CN = third\n"; })) << daemon_->Log();
+  EXPECT_EQ(ParseSamples(scrape().body).at("poolwatch_config_last_reload_successful"), 1)
+      << "not a config reload";
 }
 
 // The real Prometheus scrapes over TLS, checking the certificate, with basic auth; a job with a

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "credentials.h"
+#include "daemon_process.h"
+
 namespace poolwatch::exporter {
 namespace {
 
@@ -184,6 +190,40 @@ TEST(WebConfigTest, OnlyTheProbesAreOpenWithoutCredentials) {
 TEST(WebConfigTest, DescribesItselfForTheLog) {
   EXPECT_EQ(Alice().Describe(), "plain HTTP, basic auth for 1 user");
   EXPECT_EQ(WebSecurity(WebConfig{}).Describe(), "plain HTTP");
+}
+
+TEST(WebConfigTest, TlsFileStampsTellAReplacedOrRewrittenFileFromTheLoadedOne) {
+  const testing::TempDir dir;
+  testing::SelfSignedCertificate(dir.path(), "server", "server");
+  testing::SelfSignedCertificate(dir.path(), "renewed", "renewed");
+  WebConfig config;
+  config.tls.emplace();
+  config.tls->cert_file = dir.path() / "server.crt";
+  config.tls->key_file = dir.path() / "server.key";
+  const WebSecurity loaded(config);
+  ASSERT_EQ(loaded.tls_files().size(), 2U) << "the certificate and the key; no client CA is set";
+  EXPECT_NE(loaded.tls_files()[0], FileStamp{});
+  EXPECT_EQ(StampTlsFiles(config), loaded.tls_files()) << "nothing changed";
+
+  // Renamed over, as a renewal that writes a new file and moves it into place: another inode.
+  std::filesystem::copy_file(dir.path() / "renewed.crt", dir.path() / "next.crt");
+  std::filesystem::rename(dir.path() / "next.crt", config.tls->cert_file);
+  const std::vector<FileStamp> renamed = StampTlsFiles(config);
+  EXPECT_NE(renamed[0], loaded.tls_files()[0]);
+  EXPECT_NE(renamed[0].inode, loaded.tls_files()[0].inode);
+  EXPECT_EQ(renamed[1], loaded.tls_files()[1]) << "the key was not touched";
+
+  // Rewritten in place: the same inode, another size.
+  std::ofstream(config.tls->key_file, std::ios::trunc)
+      << testing::ReadFile(dir.path() / "renewed.key") << "\n";
+  const std::vector<FileStamp> rewritten = StampTlsFiles(config);
+  EXPECT_EQ(rewritten[1].inode, loaded.tls_files()[1].inode);
+  EXPECT_NE(rewritten[1], loaded.tls_files()[1]);
+
+  // Gone: all zero, unlike any file.
+  std::filesystem::remove(config.tls->cert_file);
+  EXPECT_EQ(StampTlsFiles(config)[0], FileStamp{});
+  EXPECT_TRUE(StampTlsFiles(WebConfig{}).empty()) << "no TLS, no files";
 }
 
 }  // namespace

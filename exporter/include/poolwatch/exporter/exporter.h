@@ -121,7 +121,10 @@ class Exporter {
   std::string local_address() const;  // e.g. "127.0.0.1:9720", "[::]:9720"
 
   // A reloaded web config (null: plain HTTP): new connections get its transport, every request
-  // from now on its users.
+  // from now on its users. Renewed TLS files need no call: the exporter loads its certificate,
+  // key and client CA again when they change on disk (looked at before a new connection, at
+  // most once a second), as the exporter-toolkit does; files that do not load are logged once
+  // and the running ones stay.
   void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
 
   const MetricsPublisher& publisher() const;

@@ -49,8 +49,7 @@ int main(int argc, char** argv) {
   }
   if (cli.healthcheck) {
     const std::string problem = poolwatch::exporter::ProbeHealth(
-        ParseListenAddress(config.http.listen), std::chrono::seconds{3},
-        poolwatch::exporter::ServesTls(config.web.get()));
+        ParseListenAddress(config.http.listen), std::chrono::seconds{3}, config.web.get());
     if (!problem.empty()) {
       std::cerr << "poolwatchd: unhealthy: " << problem << "\n";
       // The daemon was given a web config that this check was not (a flag on one command line

@@ -485,12 +485,24 @@ std::string Format(const tcp::endpoint& endpoint) {
 
 }  // namespace
 
-std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout, bool tls) {
+std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout,
+                        const WebSecurity* web) {
+  const bool tls = ServesTls(web);
   asio::io_context io;
   asio::ssl::context context(asio::ssl::context::tls_client);
   context.set_verify_mode(asio::ssl::verify_none);
-  TlsStream stream(io, context);
   beast::error_code ec;
+  // Only where one is required: where it is optional, none passes and an unverifiable one fails.
+  const bool presented =
+      tls && (web->config().tls->client_auth_type == "RequireAnyClientCert" ||
+              web->config().tls->client_auth_type == "RequireAndVerifyClientCert");
+  if (presented) {
+    const TlsServerConfig& files = *web->config().tls;
+    context.use_certificate_chain_file(files.cert_file.string(), ec);
+    if (!ec) context.use_private_key_file(files.key_file.string(), asio::ssl::context::pem, ec);
+    if (ec) return "cannot present " + files.cert_file.string() + ": " + ec.message();
+  }
+  TlsStream stream(io, context);
   const std::string host = address.host.empty() ? "127.0.0.1" : address.host;
   const auto endpoints = tcp::resolver(io).resolve(host, std::to_string(address.port),
                                                    tcp::resolver::numeric_service, ec);
@@ -520,6 +532,16 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
   io.run();
   const std::string url =
       std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(address.port);
+  if (ec && presented && ec.category() == asio::error::get_ssl_category()) {
+    // A TLS alert, in the handshake or (TLS 1.3) at the first read: most likely the server's
+    // client CA did not sign the server's own certificate, or its extendedKeyUsage leaves out
+    // clientAuth.
+    return "GET " + url + "/healthz: " + ec.message() + " (as client_auth_type " +
+           web->config().tls->client_auth_type + " asks, the check presented " +
+           web->config().tls->cert_file.string() +
+           ", the server's own certificate: for the check to pass, client_ca_file must verify "
+           "it, with clientAuth in its extendedKeyUsage if it has one)";
+  }
   if (ec) return "GET " + url + "/healthz: " + ec.message();
   if (response.result() != http::status::ok) {
     std::string body = response.body();

@@ -364,6 +364,43 @@ TEST_F(WebConfigTest, HealthcheckSpeaksTls) {
       << plain.output;
 }
 
+// A web config that asks for client certificates: the check presents the server's own, as the
+// container's HEALTHCHECK runs it with the daemon's config and no certificate of its own.
+TEST_F(WebConfigTest, HealthcheckPresentsTheServersOwnCertificateWhenClientsNeedOne) {
+  const auto healthcheck = [&] {
+    return RunPoolwatchd({"--config", config_path_, "--listen",
+                          "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  };
+  Start(TlsBlock("  client_auth_type: RequireAnyClientCert\n"));
+  RunResult check = healthcheck();
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "healthy\n");
+
+  // The test CA signed the server's certificate.
+  Start(TlsBlock(
+      "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " + Pki("ca.crt") + "\n"));
+  check = healthcheck();
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(Https("/healthz").status, 0U) << "other clients still need a certificate";
+
+  // Where a certificate is optional, none is presented: the server's would not verify here.
+  Start(TlsBlock("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: " +
+                 Pki("stranger.crt") + "\n"));
+  check = healthcheck();
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+
+  // A client CA that did not: unhealthy, and the output says what was presented and why.
+  Start(TlsBlock("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " +
+                 Pki("stranger.crt") + "\n"));
+  check = healthcheck();
+  EXPECT_EQ(check.exit_code, 1) << check.output;
+  EXPECT_NE(check.output.find("unknown ca (as client_auth_type RequireAndVerifyClientCert asks, "
+                              "the check presented " +
+                              Pki("server.crt") + ", the server's own certificate"),
+            std::string::npos)
+      << check.output;
+}
+
 TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
   const auto refused = [&](const std::string& web, const std::string& expected) {
     const std::string web_path = dir_.Write("bad-web.yml", web);

@@ -40,11 +40,13 @@ std::string Describe(const WebSecurity* web);
 bool ServesTls(const WebSecurity* web);
 
 // GET /healthz from a server listening at `address` (an all-interfaces address is asked on
-// loopback), over TLS if `tls` (without checking the certificate: it asks itself), as a
-// container's health check does. Returns an empty string if it answered 200, else what went
-// wrong.
+// loopback), as a container's health check does, the way the server's web config `web` says
+// (null: plain HTTP): over TLS if it serves TLS, without checking the server's certificate (it
+// asks itself); and when it requires client certificates, presenting the server's own
+// certificate and key, which a client_ca_file that signed it verifies. Returns an empty string
+// if it answered 200, else what went wrong.
 std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds timeout,
-                        bool tls = false);
+                        const WebSecurity* web = nullptr);
 
 // The verdict of a liveness or readiness probe.
 struct Probe {

@@ -375,6 +375,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
 
   void Write(Response&& response) {
     response_ = std::move(response);
+    // The web config's own headers (http_server_config.headers), as of the latest reload.
+    if (const std::shared_ptr<const Security> security = State().CurrentSecurity(); security->web) {
+      for (const auto& [name, value] : security->web->config().headers) response_.set(name, value);
+    }
     Lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
   }

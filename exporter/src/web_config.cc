@@ -103,6 +103,64 @@ bool IsClientAuthType(std::string_view type) {
   return false;
 }
 
+// http_server_config, as the toolkit reads it: the response headers it lets a web config set
+// (and the values it lets the enumerated ones have), and http2, which poolwatch can only have
+// off.
+void ReadHttpServerConfig(const YAML::Node& node, WebConfig& config) {
+  MappingReader http(node, "http_server_config");
+  if (const auto http2 = http.Scalar("http2")) {
+    bool on = true;
+    if (!YAML::convert<bool>::decode(node["http2"], on)) {
+      http.Fail("http_server_config.http2", "must be true or false, got \"" + *http2 + "\"",
+                node["http2"]);
+    }
+    if (on) {
+      http.Fail("http_server_config.http2",
+                "poolwatch serves HTTP/1.1 only: set it to false or leave it out", node["http2"]);
+    }
+  }
+  const YAML::Node headers = http.Child("headers");
+  if (headers && !headers.IsNull()) {
+    if (!headers.IsMap()) http.Fail("http_server_config.headers", "must be a mapping", headers);
+    static const std::map<std::string, std::vector<std::string>, std::less<>> kAllowed = {
+        {"Content-Security-Policy", {}},
+        {"Strict-Transport-Security", {}},
+        {"X-Content-Type-Options", {"nosniff"}},
+        {"X-Frame-Options", {"deny", "sameorigin"}},
+        {"X-XSS-Protection", {}}};
+    for (const auto& entry : headers) {
+      const auto name = entry.first.as<std::string>();
+      const std::string key = "http_server_config.headers." + name;
+      const auto allowed = kAllowed.find(name);
+      if (allowed == kAllowed.end()) {
+        http.Fail(key,
+                  "cannot be set (one of Content-Security-Policy, Strict-Transport-Security, "
+                  "X-Content-Type-Options, X-Frame-Options, X-XSS-Protection)",
+                  entry.first);
+      }
+      if (!entry.second.IsScalar()) http.Fail(key, "must be a string", entry.second);
+      const std::string& value = entry.second.Scalar();
+      if (std::ranges::any_of(value, [](char c) {
+            return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+          })) {
+        http.Fail(key, "must not hold control characters", entry.second);
+      }
+      const std::vector<std::string>& values = allowed->second;
+      if (!values.empty() && std::ranges::find(values, value) == values.end()) {
+        std::string reason = "must be ";
+        for (const std::string& v : values) {
+          if (&v != &values.front()) reason += " or ";
+          reason += v;
+        }
+        reason.append(", got \"").append(value).append("\"");
+        http.Fail(key, reason, entry.second);
+      }
+      if (!config.headers.emplace(name, value).second) http.Fail(key, "given twice", entry.first);
+    }
+  }
+  http.Finish({});
+}
+
 // "$2a$", "$2b$" or "$2y$", a two-digit cost, "$", then 53 characters of bcrypt's base64.
 bool IsBcryptHash(std::string_view hash) {
   if (hash.size() != 60 || !hash.starts_with("$2") || hash[3] != '$' || hash[6] != '$') {
@@ -287,7 +345,9 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
         }
       }
     }
-    reader.Finish({"http_server_config", "rate_limit"});
+    const YAML::Node http_node = reader.Child("http_server_config");
+    if (http_node && !http_node.IsNull()) ReadHttpServerConfig(http_node, config);
+    reader.Finish({"rate_limit"});
   } catch (const ConfigError& e) {
     throw ConfigError(std::string(origin) + ": " + e.what());
   } catch (const YAML::Exception& e) {
@@ -421,6 +481,12 @@ std::string WebSecurity::Describe() const {
     text += ", basic auth for " + std::to_string(config_.basic_auth_users.size()) +
             (config_.basic_auth_users.size() == 1 ? " user" : " users");
   }
+  std::string headers;
+  for (const auto& [name, value] : config_.headers) {
+    if (!headers.empty()) headers += ", ";
+    headers += name;
+  }
+  if (!headers.empty()) text += ", headers: " + headers;
   return text;
 }
 

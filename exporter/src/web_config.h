@@ -31,9 +31,13 @@ namespace poolwatch::exporter {
 //     min_version: TLS12             # TLS10..TLS13, default TLS12; max_version default TLS13
 //   basic_auth_users:
 //     prometheus: $2y$10$...         # bcrypt hashes, e.g. from `htpasswd -nBC 10 prometheus`
+//   http_server_config:
+//     http2: false                   # poolwatch serves HTTP/1.1 only: true is refused
+//     headers:                       # on every response
+//       X-Frame-Options: deny
 //
 // Unknown keys are errors. Keys of the toolkit that poolwatchd does not implement
-// (cipher_suites, curve_preferences, http_server_config, ...) are refused by name rather than
+// (cipher_suites, curve_preferences, rate_limit, ...) are refused by name rather than
 // ignored: a setting that silently does nothing is worse than none.
 
 struct TlsServerConfig {
@@ -48,6 +52,10 @@ struct TlsServerConfig {
 struct WebConfig {
   std::optional<TlsServerConfig> tls;                                // none: plain HTTP
   std::map<std::string, std::string, std::less<>> basic_auth_users;  // user -> bcrypt hash
+  // http_server_config.headers: set on every response. The toolkit's five security headers
+  // only (Strict-Transport-Security, Content-Security-Policy, X-Frame-Options: deny or
+  // sameorigin, X-Content-Type-Options: nosniff, X-XSS-Protection).
+  std::map<std::string, std::string, std::less<>> headers;
 };
 
 // Parses and validates the YAML text; relative file names are resolved against `base_dir`.

@@ -242,6 +242,35 @@ TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
             201U);
 }
 
+// http_server_config.headers on every response, refusals included, and swapped by a reload.
+TEST_F(WebConfigTest, ConfiguredHeadersGoOnEveryResponse) {
+  const std::string headers =
+      "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n"
+      "    Content-Security-Policy: \"default-src 'self'\"\n";
+  Start(headers + Users({"alice"}));
+  const std::vector<std::pair<std::string, std::string>> alice = {
+      {"Authorization", BasicAuth("alice", "secret")}};
+  for (const HttpResult& response :
+       {HttpGet(port_, "/metrics", alice), HttpGet(port_, "/debug", alice),
+        HttpGet(port_, "/healthz"), HttpGet(port_, "/metrics"),
+        HttpGet(port_, "/nowhere", alice)}) {
+    EXPECT_EQ(response.headers.count("x-frame-options"), 1U) << response.status;
+    EXPECT_EQ(response.headers.at("x-frame-options"), "deny") << response.status;
+    EXPECT_EQ(response.headers.at("content-security-policy"), "default-src 'self'")
+        << response.status;
+  }
+
+  dir_.Write("web.yml", "http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n" +
+                            Users({"alice"}));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] {
+    const HttpResult response = HttpGet(port_, "/metrics", alice);
+    return response.headers.contains("x-frame-options") &&
+           response.headers.at("x-frame-options") == "sameorigin";
+  })) << daemon_->Log();
+  EXPECT_FALSE(HttpGet(port_, "/metrics", alice).headers.contains("content-security-policy"));
+}
+
 TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
   // Plain HTTP keeps the clients cheap; bcrypt is what costs here.
   Start(Users({"alice", "carol"}));

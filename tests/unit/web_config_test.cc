@@ -80,11 +80,53 @@ TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
   EXPECT_EQ(ErrorOf("basic_auth_users:\n  \"a:b\": " + std::string(kAliceHash) + "\n"),
             "web.yml: basic_auth_users.a:b: a user name must be non-empty and without ':' "
             "(line 2)");
-  EXPECT_EQ(ErrorOf("http_server_config:\n  http2: true\n"),
-            "web.yml: http_server_config: is not supported by poolwatch (line 1)");
+  EXPECT_EQ(ErrorOf("rate_limit:\n  burst: 10\n"),
+            "web.yml: rate_limit: is not supported by poolwatch (line 1)");
   EXPECT_EQ(ErrorOf("basic_auth_user: {}\n"), "web.yml: basic_auth_user: unknown key (line 1)");
   EXPECT_EQ(ErrorOf("- a\n- b\n"), "web.yml: <root>: must be a mapping (line 1)");
   EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
+}
+
+// http_server_config as the toolkit has it: the five security headers it allows, set on every
+// response, and http2, which poolwatch can only have off.
+TEST(WebConfigTest, ReadsTheResponseHeadersTheToolkitAllows) {
+  const WebConfig config = ParseWebConfig(
+      "http_server_config:\n"
+      "  http2: false\n"
+      "  headers:\n"
+      "    X-Frame-Options: deny\n"
+      "    X-Content-Type-Options: nosniff\n"
+      "    Content-Security-Policy: \"default-src 'self'\"\n"
+      "    Strict-Transport-Security: max-age=31536000; includeSubDomains\n",
+      "web.yml", "/");
+  EXPECT_EQ(config.headers,
+            (std::map<std::string, std::string, std::less<>>{
+                {"Content-Security-Policy", "default-src 'self'"},
+                {"Strict-Transport-Security", "max-age=31536000; includeSubDomains"},
+                {"X-Content-Type-Options", "nosniff"},
+                {"X-Frame-Options", "deny"}}));
+  EXPECT_TRUE(ParseWebConfig("http_server_config: {}\n", "web.yml", "/").headers.empty());
+
+  EXPECT_EQ(ErrorOf("http_server_config:\n  http2: true\n"),
+            "web.yml: http_server_config.http2: poolwatch serves HTTP/1.1 only: set it to false "
+            "or leave it out (line 2)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  http2: sometimes\n"),
+            "web.yml: http_server_config.http2: must be true or false, got \"sometimes\" (line 2)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  headers:\n    Server: nginx\n"),
+            "web.yml: http_server_config.headers.Server: cannot be set (one of "
+            "Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, "
+            "X-Frame-Options, X-XSS-Protection) (line 3)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  headers:\n    X-Frame-Options: allow\n"),
+            "web.yml: http_server_config.headers.X-Frame-Options: must be deny or sameorigin, got "
+            "\"allow\" (line 3)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  headers:\n    X-XSS-Protection: \"0\\r\\nSet-Cookie: "
+                    "a=b\"\n"),
+            "web.yml: http_server_config.headers.X-XSS-Protection: must not hold control "
+            "characters (line 3)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  headers: [X-Frame-Options]\n"),
+            "web.yml: http_server_config.headers: must be a mapping (line 2)");
+  EXPECT_EQ(ErrorOf("http_server_config:\n  header: {}\n"),
+            "web.yml: http_server_config.header: unknown key (line 2)");
 }
 
 // yaml-cpp keeps a key given twice and finds the first; the toolkit refuses it, and so does
@@ -190,6 +232,10 @@ TEST(WebConfigTest, OnlyTheProbesAreOpenWithoutCredentials) {
 TEST(WebConfigTest, DescribesItselfForTheLog) {
   EXPECT_EQ(Alice().Describe(), "plain HTTP, basic auth for 1 user");
   EXPECT_EQ(WebSecurity(WebConfig{}).Describe(), "plain HTTP");
+  WebConfig headers;
+  headers.headers = {{"X-Frame-Options", "deny"}, {"X-Content-Type-Options", "nosniff"}};
+  EXPECT_EQ(WebSecurity(std::move(headers)).Describe(),
+            "plain HTTP, headers: X-Content-Type-Options, X-Frame-Options");
 }
 
 TEST(WebConfigTest, TlsFileStampsTellAReplacedOrRewrittenFileFromTheLoadedOne) {

@@ -104,7 +104,14 @@ struct ServerState {
         hasher(std::move(bcrypt_executor)),
         expositions(std::move(exposition_executor)),
         pages(std::move(page_executor)),
-        security(std::make_shared<Security>(std::move(web))) {}
+        security(std::make_shared<Security>(std::move(web))) {
+    Limit(security->web.get());
+  }
+
+  // The rate limit of `web` (none without a web config), keeping the bucket if it is the same.
+  void Limit(const WebSecurity* web) {
+    limiter.Configure(web ? web->config().rate_limit : std::nullopt);
+  }
 
   std::shared_ptr<const Security> CurrentSecurity() const {
     std::scoped_lock lock(mutex);
@@ -139,6 +146,7 @@ struct ServerState {
   mutable std::mutex mutex;
   std::shared_ptr<const Security> security;
   std::vector<std::weak_ptr<Connection>> open;
+  RateLimiter limiter;  // rate_limit of the latest web config, over every connection
 };
 
 // One open connection in ServerState::connections, for as long as this lives.
@@ -315,6 +323,13 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
 
     const auto& req = parser_->get();
     target_ = OriginForm(req.target());
+    // rate_limit, before the credentials as in the toolkit, so that a flood never reaches
+    // bcrypt. The probes are let through, as they are without credentials: a scraper's burst
+    // must not fail the container's health check.
+    if (!IsUnauthenticatedPath(target_)) {
+      const auto wait = State().limiter.Take(std::chrono::steady_clock::now());
+      if (wait > decltype(wait){}) return Respond(TooManyRequests(wait));
+    }
     // The users of the latest config, also on a connection accepted before a reload.
     std::shared_ptr<const WebSecurity> web = State().CurrentSecurity()->web;
     const auto access =
@@ -359,6 +374,16 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
                    self->Respond(std::move(response));
                  });
                });
+  }
+
+  // 429, with the whole seconds until the bucket has a token again.
+  static HttpResponse TooManyRequests(std::chrono::steady_clock::duration wait) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(wait).count();
+    return {
+        429,
+        "text/plain; charset=utf-8",
+        std::make_shared<const std::string>("too many requests: rate_limit of the web config\n"),
+        {{"Retry-After", std::to_string(seconds)}}};
   }
 
   void Respond(HttpResponse response) {
@@ -497,9 +522,7 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
   context.set_verify_mode(asio::ssl::verify_none);
   beast::error_code ec;
   // Only where one is required: where it is optional, none passes and an unverifiable one fails.
-  const bool presented =
-      tls && (web->config().tls->client_auth_type == "RequireAnyClientCert" ||
-              web->config().tls->client_auth_type == "RequireAndVerifyClientCert");
+  const bool presented = tls && RequiresClientCertificate(*web->config().tls);
   if (presented) {
     const TlsServerConfig& files = *web->config().tls;
     context.use_certificate_chain_file(files.cert_file.string(), ec);
@@ -539,12 +562,21 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
   if (ec && presented && ec.category() == asio::error::get_ssl_category()) {
     // A TLS alert, in the handshake or (TLS 1.3) at the first read: most likely the server's
     // client CA did not sign the server's own certificate, or its extendedKeyUsage leaves out
-    // clientAuth.
+    // clientAuth, or client_allowed_sans lists none of its SANs.
+    const TlsServerConfig& files = *web->config().tls;
+    std::string needs = "the server must accept it";
+    if (files.client_auth_type == "RequireAndVerifyClientCert") {
+      needs +=
+          ": client_ca_file must verify it, with clientAuth in its extendedKeyUsage if it has "
+          "one";
+    }
+    if (!files.client_allowed_sans.empty()) {
+      needs += files.client_auth_type == "RequireAndVerifyClientCert" ? ", and " : ": ";
+      needs += "client_allowed_sans must list one of its SANs";
+    }
     return "GET " + url + "/healthz: " + ec.message() + " (as client_auth_type " +
-           web->config().tls->client_auth_type + " asks, the check presented " +
-           web->config().tls->cert_file.string() +
-           ", the server's own certificate: for the check to pass, client_ca_file must verify "
-           "it, with clientAuth in its extendedKeyUsage if it has one)";
+           files.client_auth_type + " asks, the check presented " + files.cert_file.string() +
+           ", the server's own certificate: for the check to pass, " + needs + ")";
   }
   if (ec) return "GET " + url + "/healthz: " + ec.message();
   if (response.result() != http::status::ok) {
@@ -728,6 +760,7 @@ HttpServer::~HttpServer() {
 
 void HttpServer::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
   auto security = std::make_shared<const Security>(std::move(web));
+  impl_->shared->Limit(security->web.get());
   std::scoped_lock lock(impl_->shared->mutex);
   impl_->shared->security = std::move(security);
 }

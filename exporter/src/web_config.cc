@@ -1,16 +1,20 @@
 #include "web_config.h"
 
+#include <arpa/inet.h>
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <string>
@@ -95,6 +99,66 @@ int TlsVersion(std::string_view name) {
   return 0;
 }
 
+// The subject alternative names of `certificate`, spelled as Go's crypto/x509 gives them to
+// the toolkit's check of client_allowed_sans: DNS names, e-mail addresses and URIs as written,
+// IP addresses as net.IP.String() (an IPv4-mapped IPv6 address as IPv4).
+std::vector<std::string> SubjectAltNames(X509* certificate) {
+  std::vector<std::string> names;
+  auto* const sans = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
+  if (sans == nullptr) return names;
+  for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* const name = sk_GENERAL_NAME_value(sans, i);
+    if (name->type == GEN_DNS || name->type == GEN_EMAIL || name->type == GEN_URI) {
+      // dNSName, rfc822Name and uniformResourceIdentifier are IA5Strings alike.
+      const ASN1_IA5STRING* const text = name->d.ia5;
+      names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                         static_cast<std::size_t>(ASN1_STRING_length(text)));
+      continue;
+    }
+    if (name->type != GEN_IPADD) continue;
+    const unsigned char* const data = ASN1_STRING_get0_data(name->d.iPAddress);
+    const auto size = static_cast<std::size_t>(ASN1_STRING_length(name->d.iPAddress));
+    if (size == 4 || size == 16) {
+      static constexpr std::array<unsigned char, 12> kV4Mapped = {0, 0, 0, 0, 0,    0,
+                                                                  0, 0, 0, 0, 0xff, 0xff};
+      const bool v4 = size == 4 || std::equal(kV4Mapped.begin(), kV4Mapped.end(), data);
+      std::array<char, INET6_ADDRSTRLEN> text{};
+      if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? data + size - 4 : data, text.data(),
+                    text.size()) != nullptr) {
+        names.emplace_back(text.data());
+      }
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return names;
+}
+
+// Where an SSL_CTX keeps its client_allowed_sans, freed with it.
+int AllowedSansIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void* /*parent*/, void* sans, CRYPTO_EX_DATA* /*data*/, int /*index*/, long /*argl*/,
+         void* /*argp*/) { delete static_cast<std::vector<std::string>*>(sans); });
+  return index;
+}
+
+// Whether the certificate `store` is at has an allowed SAN; true above the client's own
+// certificate (depth 0), where the chain is checked.
+bool HasAllowedSan(X509_STORE_CTX* store) {
+  if (X509_STORE_CTX_get_error_depth(store) != 0) return true;
+  auto* const ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  const auto* const allowed = static_cast<const std::vector<std::string>*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), AllowedSansIndex()));
+  for (const std::string& name : SubjectAltNames(X509_STORE_CTX_get_current_cert(store))) {
+    if (std::ranges::find(*allowed, name) != allowed->end()) return true;
+  }
+  // As Go answers a VerifyPeerCertificate error: a bad_certificate alert.
+  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+  return false;
+}
+
 bool IsClientAuthType(std::string_view type) {
   for (std::string_view known : {"NoClientCert", "RequestClientCert", "RequireAnyClientCert",
                                  "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}) {
@@ -159,6 +223,64 @@ void ReadHttpServerConfig(const YAML::Node& node, WebConfig& config) {
     }
   }
   http.Finish({});
+}
+
+// The longest interval and the largest burst rate_limit takes: a day between requests is no
+// longer a rate limit, and no scraper needs a burst of a million.
+constexpr std::chrono::hours kMaxRateLimitInterval{24};
+constexpr std::int64_t kMaxRateLimitBurst = 1'000'000;
+
+// rate_limit, as the toolkit reads it: interval 0 (or none) turns it off. Where the toolkit's
+// limiter would quietly refuse every request (an interval without a burst), this is an error.
+void ReadRateLimit(const YAML::Node& node, WebConfig& config) {
+  MappingReader rate(node, "rate_limit");
+  const std::optional<std::string> interval_text = rate.Scalar("interval");
+  const std::optional<std::string> burst_text = rate.Scalar("burst");
+  rate.Finish({});
+  if (!interval_text) {
+    if (burst_text) {
+      rate.Fail("rate_limit.interval", "missing (burst is set; interval: 0 turns the limit off)",
+                node);
+    }
+    return;
+  }
+  const std::optional<std::chrono::nanoseconds> interval = ParseGoDuration(*interval_text);
+  if (!interval) {
+    rate.Fail("rate_limit.interval",
+              "must be a duration such as 1s, 500ms or 1m30s, got \"" + *interval_text + "\"",
+              node["interval"]);
+  }
+  if (*interval > kMaxRateLimitInterval) {
+    rate.Fail("rate_limit.interval", "must be at most 24h, got " + *interval_text,
+              node["interval"]);
+  }
+  if (interval->count() == 0) return;
+  std::int64_t burst = 0;
+  if (!burst_text) {
+    rate.Fail("rate_limit.burst", "missing (with a burst of 0, every request would be refused)",
+              node);
+  }
+  if (!YAML::convert<std::int64_t>::decode(node["burst"], burst) || burst < 1 ||
+      burst > kMaxRateLimitBurst) {
+    rate.Fail("rate_limit.burst",
+              "must be a whole number from 1 to " + std::to_string(kMaxRateLimitBurst) +
+                  ", got \"" + *burst_text + "\"",
+              node["burst"]);
+  }
+  config.rate_limit = WebConfig::RateLimit{.interval = *interval, .burst = burst};
+}
+
+// "1s", "250ms", "90s": the interval as the config would give it, for the log.
+std::string FormatInterval(std::chrono::nanoseconds interval) {
+  using namespace std::chrono;
+  for (const auto& [unit, suffix] : {std::pair<nanoseconds, const char*>{hours{1}, "h"},
+                                     {minutes{1}, "m"},
+                                     {seconds{1}, "s"},
+                                     {milliseconds{1}, "ms"},
+                                     {microseconds{1}, "us"}}) {
+    if (interval % unit == nanoseconds{0}) return std::to_string(interval / unit) + suffix;
+  }
+  return std::to_string(interval.count()) + "ns";
 }
 
 // "$2a$", "$2b$" or "$2y$", a two-digit cost, "$", then 53 characters of bcrypt's base64.
@@ -281,6 +403,15 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
         }
         out.client_auth_type = *type;
       }
+      if (const YAML::Node sans = tls.Child("client_allowed_sans"); sans && !sans.IsNull()) {
+        if (!sans.IsSequence()) tls.Fail(tls.Path("client_allowed_sans"), "must be a list", sans);
+        for (const YAML::Node& san : sans) {
+          if (!san.IsScalar() || san.Scalar().empty()) {
+            tls.Fail(tls.Path("client_allowed_sans"), "must hold non-empty strings", san);
+          }
+          out.client_allowed_sans.push_back(san.Scalar());
+        }
+      }
       for (const char* key : {"min_version", "max_version"}) {
         if (auto version = tls.Scalar(key)) {
           if (TlsVersion(*version) == 0) {
@@ -292,7 +423,7 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
         }
       }
       tls.Finish({"cert", "key", "client_ca", "cipher_suites", "curve_preferences",
-                  "prefer_server_cipher_suites", "client_allowed_sans"});
+                  "prefer_server_cipher_suites"});
 
       // As the toolkit: no certificate and no key means plain HTTP; one without the other is
       // an error.
@@ -314,6 +445,14 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
                  "set, but client_auth_type " + out.client_auth_type +
                      " does not verify client certificates",
                  tls_node);
+      }
+      if (!out.client_allowed_sans.empty() && !RequiresClientCertificate(out)) {
+        tls.Fail(tls.Path("client_allowed_sans"),
+                 "needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert: "
+                 "with " +
+                     out.client_auth_type +
+                     ", a client may connect without a certificate, leaving no SAN to match",
+                 tls_node["client_allowed_sans"]);
       }
       if (TlsVersion(out.min_version) > TlsVersion(out.max_version)) {
         tls.Fail("tls_server_config.min_version",
@@ -347,13 +486,79 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
     }
     const YAML::Node http_node = reader.Child("http_server_config");
     if (http_node && !http_node.IsNull()) ReadHttpServerConfig(http_node, config);
-    reader.Finish({"rate_limit"});
+    const YAML::Node rate_node = reader.Child("rate_limit");
+    if (rate_node && !rate_node.IsNull()) ReadRateLimit(rate_node, config);
+    reader.Finish({});
   } catch (const ConfigError& e) {
     throw ConfigError(std::string(origin) + ": " + e.what());
   } catch (const YAML::Exception& e) {
     throw ConfigError(std::string(origin) + ": " + e.what());
   }
   return config;
+}
+
+bool RequiresClientCertificate(const TlsServerConfig& tls) {
+  return tls.client_auth_type == "RequireAnyClientCert" ||
+         tls.client_auth_type == "RequireAndVerifyClientCert";
+}
+
+std::optional<std::chrono::nanoseconds> ParseGoDuration(std::string_view text) {
+  using Nanoseconds = std::chrono::nanoseconds;
+  if (text == "0") return Nanoseconds{0};
+  // Longer units first, so that "ms" is not read as "m" followed by "s".
+  static constexpr std::array<std::pair<std::string_view, double>, 8> kUnits = {{{"ns", 1},
+                                                                                 {"us", 1e3},
+                                                                                 {"\u00b5s", 1e3},
+                                                                                 {"\u03bcs", 1e3},
+                                                                                 {"ms", 1e6},
+                                                                                 {"s", 1e9},
+                                                                                 {"m", 60e9},
+                                                                                 {"h", 3600e9}}};
+  double total = 0;
+  if (text.empty()) return std::nullopt;
+  while (!text.empty()) {
+    const std::size_t number_size = text.find_first_not_of("0123456789.");
+    const std::string_view number = text.substr(0, number_size);
+    double value = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value,
+                                              std::chars_format::fixed);
+    if (number.empty() || number == "." || error != std::errc() ||
+        end != number.data() + number.size()) {
+      return std::nullopt;
+    }
+    text.remove_prefix(number.size());
+    const auto unit =
+        std::ranges::find_if(kUnits, [&](const auto& u) { return text.starts_with(u.first); });
+    if (unit == kUnits.end()) return std::nullopt;
+    text.remove_prefix(unit->first.size());
+    total += value * unit->second;
+  }
+  // Past about 292 years, Go refuses it too; the caller bounds it far below.
+  if (total >= 9.2e18) return std::nullopt;
+  return Nanoseconds{std::llround(total)};
+}
+
+void RateLimiter::Configure(const std::optional<WebConfig::RateLimit>& limit) {
+  std::scoped_lock lock(mutex_);
+  if (limit == limit_) return;
+  limit_ = limit;
+  full_at_ = {};
+  tolerance_ = {};
+  if (!limit) return;
+  // (burst - 1) intervals, at most a century: past that, no client waits anyway, and full_at_
+  // stays far from overflowing.
+  constexpr Clock::duration kCentury = std::chrono::hours{24 * 365 * 100};
+  const auto interval = std::chrono::duration_cast<Clock::duration>(limit->interval);
+  tolerance_ = limit->burst - 1 > kCentury / interval ? kCentury : interval * (limit->burst - 1);
+}
+
+RateLimiter::Clock::duration RateLimiter::Take(Clock::time_point now) {
+  std::scoped_lock lock(mutex_);
+  if (!limit_) return {};
+  const Clock::time_point from = std::max(full_at_, now);
+  if (from - now > tolerance_) return from - now - tolerance_;
+  full_at_ = from + std::chrono::duration_cast<Clock::duration>(limit_->interval);
+  return {};
 }
 
 bool IsUnauthenticatedPath(std::string_view target) {
@@ -408,12 +613,26 @@ WebSecurity::WebSecurity(WebConfig config)
   if (SSL_CTX_check_private_key(context) != 1) fail("key_file", tls.key_file);
 
   // Go's tls.ClientAuthType, in OpenSSL's terms. Request/RequireAny accept any certificate.
+  // client_allowed_sans (with the Require types only) adds the toolkit's VerifyPeerCertificate:
+  // the client's own certificate must have one of them, or the handshake fails.
   const auto accept_any = [](int /*preverified*/, X509_STORE_CTX* /*store*/) { return 1; };
+  const auto any_with_allowed_san = [](int /*preverified*/, X509_STORE_CTX* store) {
+    return HasAllowedSan(store) ? 1 : 0;
+  };
+  const auto verified_with_allowed_san = [](int preverified, X509_STORE_CTX* store) {
+    return preverified != 0 && HasAllowedSan(store) ? 1 : 0;
+  };
+  const bool sans = !tls.client_allowed_sans.empty();
+  if (sans) {
+    SSL_CTX_set_ex_data(context, AllowedSansIndex(),
+                        new std::vector<std::string>(tls.client_allowed_sans));
+  }
   const std::string& type = tls.client_auth_type;
   if (type == "RequestClientCert") {
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, accept_any);
   } else if (type == "RequireAnyClientCert") {
-    SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       sans ? +any_with_allowed_san : +accept_any);
   } else if (type == "VerifyClientCertIfGiven" || type == "RequireAndVerifyClientCert") {
     if (SSL_CTX_load_verify_locations(context, tls.client_ca_file.c_str(), nullptr) != 1) {
       fail("client_ca_file", tls.client_ca_file);
@@ -421,7 +640,7 @@ WebSecurity::WebSecurity(WebConfig config)
     const int mode = type == "RequireAndVerifyClientCert"
                          ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
                          : SSL_VERIFY_PEER;
-    SSL_CTX_set_verify(context, mode, nullptr);
+    SSL_CTX_set_verify(context, mode, sans ? +verified_with_allowed_san : nullptr);
   }
 }
 
@@ -473,7 +692,11 @@ std::string WebSecurity::Describe() const {
   std::string text;
   if (config_.tls) {
     text = "TLS (" + config_.tls->min_version + ".." + config_.tls->max_version +
-           ", client certificates: " + config_.tls->client_auth_type + ")";
+           ", client certificates: " + config_.tls->client_auth_type;
+    if (const std::size_t sans = config_.tls->client_allowed_sans.size(); sans > 0) {
+      text += " with " + std::to_string(sans) + (sans == 1 ? " allowed SAN" : " allowed SANs");
+    }
+    text += ")";
   } else {
     text = "plain HTTP";
   }
@@ -487,6 +710,10 @@ std::string WebSecurity::Describe() const {
     headers += name;
   }
   if (!headers.empty()) text += ", headers: " + headers;
+  if (config_.rate_limit) {
+    text += ", rate limit: bursts of " + std::to_string(config_.rate_limit->burst) +
+            ", one request per " + FormatInterval(config_.rate_limit->interval);
+  }
   return text;
 }
 

@@ -2,6 +2,7 @@
 
 #include <openssl/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -28,6 +29,7 @@ namespace poolwatch::exporter {
 //     key_file: server.key
 //     client_auth_type: RequireAndVerifyClientCert   # default NoClientCert
 //     client_ca_file: clients-ca.crt
+//     client_allowed_sans: [prometheus.monitoring.svc]   # the client certificate needs one
 //     min_version: TLS12             # TLS10..TLS13, default TLS12; max_version default TLS13
 //   basic_auth_users:
 //     prometheus: $2y$10$...         # bcrypt hashes, e.g. from `htpasswd -nBC 10 prometheus`
@@ -35,9 +37,12 @@ namespace poolwatch::exporter {
 //     http2: false                   # poolwatch serves HTTP/1.1 only: true is refused
 //     headers:                       # on every response
 //       X-Frame-Options: deny
+//   rate_limit:                      # a token bucket over all requests but /healthz, /readyz
+//     interval: 1s                   # one token back per interval (a Go duration; 0: off)
+//     burst: 10                      # tokens when full; a request without one gets 429
 //
 // Unknown keys are errors. Keys of the toolkit that poolwatchd does not implement
-// (cipher_suites, curve_preferences, rate_limit, ...) are refused by name rather than
+// (cipher_suites, curve_preferences, inline cert and key, ...) are refused by name rather than
 // ignored: a setting that silently does nothing is worse than none.
 
 struct TlsServerConfig {
@@ -45,6 +50,9 @@ struct TlsServerConfig {
   std::filesystem::path key_file;
   std::filesystem::path client_ca_file;  // empty: none
   std::string client_auth_type = "NoClientCert";
+  // The client's certificate must have one of these SANs (DNS name, e-mail, IP or URI, exactly
+  // as written there); empty: any. Only with a client_auth_type that requires a certificate.
+  std::vector<std::string> client_allowed_sans;
   std::string min_version = "TLS12";
   std::string max_version = "TLS13";
 };
@@ -56,7 +64,46 @@ struct WebConfig {
   // only (Strict-Transport-Security, Content-Security-Policy, X-Frame-Options: deny or
   // sameorigin, X-Content-Type-Options: nosniff, X-XSS-Protection).
   std::map<std::string, std::string, std::less<>> headers;
+  // rate_limit; none: no limit (also `interval: 0`, as in the toolkit).
+  struct RateLimit {
+    std::chrono::nanoseconds interval{0};  // > 0
+    std::int64_t burst = 0;                // >= 1
+    bool operator==(const RateLimit&) const = default;
+  };
+  std::optional<RateLimit> rate_limit;
 };
+
+// A Go duration as the toolkit's YAML reads time.Duration: "0", or numbers with units (ns, us,
+// µs, ms, s, m, h) such as "1s", "250ms", "1.5s" or "1m30s". None for anything else, negative
+// durations included.
+std::optional<std::chrono::nanoseconds> ParseGoDuration(std::string_view text);
+
+// The token bucket of rate_limit, as the toolkit's golang.org/x/time/rate limiter
+// (rate.Every(interval), burst): full at first, one token back per interval, at most `burst`.
+// Kept as the time at which the bucket is full again, so a request costs one compare.
+//
+// Thread-safety: all members may be called from any thread.
+class RateLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Sets the limit; none turns it off. An unchanged limit keeps its bucket, so a reload does not
+  // hand out a fresh burst; a changed one starts full.
+  void Configure(const std::optional<WebConfig::RateLimit>& limit);
+
+  // Takes a token at `now`: zero if there was one (or no limit), else how long until the next.
+  Clock::duration Take(Clock::time_point now);
+
+ private:
+  std::mutex mutex_;
+  std::optional<WebConfig::RateLimit> limit_;
+  Clock::duration tolerance_{};  // (burst - 1) intervals: how far ahead `full_at_` may run
+  Clock::time_point full_at_{};  // when full again: (full_at_ - now) / interval tokens spent
+};
+
+// Whether `tls`'s client_auth_type lets no client in without a certificate:
+// RequireAnyClientCert or RequireAndVerifyClientCert.
+bool RequiresClientCertificate(const TlsServerConfig& tls);
 
 // Parses and validates the YAML text; relative file names are resolved against `base_dir`.
 // Throws ConfigError naming the key path (and line) and the reason; `origin` prefixes it.

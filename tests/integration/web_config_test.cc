@@ -68,13 +68,23 @@ class WebConfigTest : public ::testing::Test {
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
     pki_->Write("server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     pki_->Write("client.ext", "extendedKeyUsage=clientAuth\n");
+    // Client certificates with SANs, for client_allowed_sans: Prometheus' (a Kubernetes service
+    // name, a SPIFFE ID and pod IPs, the IPv6 one written out in full) and another client's the
+    // same CA signed.
+    pki_->Write("prometheus.ext",
+                "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:prometheus.monitoring.svc,"
+                "URI:spiffe://cluster.local/ns/monitoring/sa/prometheus,IP:10.0.0.7,"
+                "IP:2001:db8:0:0:0:0:0:7\n");
+    pki_->Write("intruder.ext",
+                "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:intruder.example,"
+                "email:prometheus@example.com,IP:10.0.0.8\n");
     SelfSignedCertificate(pki_->path(), "ca", "poolwatch-test-ca");
     // Each signed by the CA: ${name}.key, .csr, .crt with the extensions in ${name}.ext.
-    const std::string sign = "for name in server client; do openssl req " + ec + "-keyout " + d +
-                             "$name.key -out " + d + "$name.csr -subj /CN=$name && " +
-                             "openssl x509 -req -in " + d + "$name.csr -CA " + d +
-                             "ca.crt -CAkey " + d + "ca.key -CAcreateserial -days 2 -out " + d +
-                             "$name.crt -extfile " + d + "$name.ext || exit 1; done";
+    const std::string sign =
+        "for name in server client prometheus intruder; do openssl req " + ec + "-keyout " + d +
+        "$name.key -out " + d + "$name.csr -subj /CN=$name && " + "openssl x509 -req -in " + d +
+        "$name.csr -CA " + d + "ca.crt -CAkey " + d + "ca.key -CAcreateserial -days 2 -out " + d +
+        "$name.crt -extfile " + d + "$name.ext || exit 1; done";
     MustRun(sign);
     SelfSignedCertificate(pki_->path(), "stranger", "stranger");
     hashes_["alice"] = BcryptHash("secret", 5);
@@ -271,6 +281,66 @@ TEST_F(WebConfigTest, ConfiguredHeadersGoOnEveryResponse) {
   EXPECT_FALSE(HttpGet(port_, "/metrics", alice).headers.contains("content-security-policy"));
 }
 
+// rate_limit as in the toolkit: `burst` requests at once, then one per interval, 429 beyond,
+// counted before the credentials (a flood never reaches bcrypt). The probes are not counted. A
+// reload with the same limit keeps the spent bucket; removing it lifts the limit, and putting it
+// back starts a full bucket.
+TEST_F(WebConfigTest, RateLimitRefusesRequestsBeyondTheBurstWith429) {
+  const std::string limit = "rate_limit:\n  interval: 1h\n  burst: 3\n";
+  Start(limit + Users({"alice"}));
+  const std::vector<std::pair<std::string, std::string>> alice = {
+      {"Authorization", BasicAuth("alice", "secret")}};
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(HttpGet(port_, "/metrics", alice).status, 200U) << i;
+  const HttpResult refused = HttpGet(port_, "/metrics", alice);
+  EXPECT_EQ(refused.status, 429U);
+  EXPECT_NE(refused.body.find("rate_limit"), std::string::npos) << refused.body;
+  ASSERT_TRUE(refused.headers.contains("retry-after"));
+  const int retry_after = std::stoi(refused.headers.at("retry-after"));
+  EXPECT_GE(retry_after, 3500);
+  EXPECT_LE(retry_after, 3600);
+  EXPECT_EQ(HttpGet(port_, "/debug", {{"Authorization", BasicAuth("alice", "wrong")}}).status, 429U)
+      << "counted before the credentials";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U) << i;
+    EXPECT_EQ(HttpGet(port_, "/readyz").status, 200U) << i;
+  }
+
+  // The same limit, reloaded (with a header, to see the reload applied): the bucket stays spent.
+  const std::string deny = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n";
+  dir_.Write("web.yml", limit + deny + Users({"alice"}));
+  daemon_->Signal(SIGHUP);
+  bool served = false;
+  ASSERT_TRUE(Eventually([&] {
+    const HttpResult response = HttpGet(port_, "/metrics", alice);
+    served = served || response.status != 429;
+    return response.headers.contains("x-frame-options");
+  })) << daemon_->Log();
+  EXPECT_FALSE(served) << "a reload with the same limit handed out a fresh burst";
+
+  // Removed, no limit.
+  const std::string same_origin =
+      "http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n";
+  dir_.Write("web.yml", same_origin + Users({"alice"}));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] {
+    const HttpResult response = HttpGet(port_, "/metrics", alice);
+    return response.status == 200 && response.headers.at("x-frame-options") == "sameorigin";
+  })) << daemon_->Log();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U) << i;
+
+  // Back: a full bucket of three, the first taken by the request that sees the reload.
+  dir_.Write("web.yml", limit + deny + Users({"alice"}));
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] {
+    const HttpResult response = HttpGet(port_, "/metrics", alice);
+    return response.status == 200 && response.headers.at("x-frame-options") == "deny";
+  })) << daemon_->Log();
+  EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U);
+  EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U);
+  EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 429U);
+  EXPECT_TRUE(daemon_->WaitForLog("rate limit: bursts of 3, one request per 1h")) << daemon_->Log();
+}
+
 TEST_F(WebConfigTest, PasswordGuessersDoNotHoldUpTheScrapes) {
   // Plain HTTP keeps the clients cheap; bcrypt is what costs here.
   Start(Users({"alice", "carol"}));
@@ -373,6 +443,60 @@ TEST_F(WebConfigTest, ClientCertificatesAreVerifiedWhenRequired) {
   EXPECT_EQ(Https("/metrics", stranger).status, 0U) << "a certificate the CA did not sign";
   const std::string client = "--cert " + Pki("client.crt") + " --key " + Pki("client.key");
   EXPECT_EQ(Https("/metrics", client).status, 200U);
+}
+
+// client_allowed_sans, as the toolkit's VerifyPeerCertificate: a client certificate the CA
+// signed gets in only with one of the listed SANs (DNS, e-mail, IP or URI); any other fails the
+// handshake, and the server goes on serving the clients it allows.
+TEST_F(WebConfigTest, OnlyClientCertificatesWithAnAllowedSanGetIn) {
+  const auto with = [](const std::string& name) {
+    return "--cert " + Pki(name + ".crt") + " --key " + Pki(name + ".key");
+  };
+  Start(TlsBlock(
+      "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " + Pki("ca.crt") +
+      "\n  client_allowed_sans:\n"
+      "    - spiffe://cluster.local/ns/monitoring/sa/prometheus\n"));
+  const CurlResult intruder = Https("/metrics", with("intruder"));
+  EXPECT_EQ(intruder.status, 0U) << "signed by the CA, but no allowed SAN";
+  EXPECT_NE(intruder.body.find("bad certificate"), std::string::npos) << intruder.body;
+  EXPECT_EQ(Https("/metrics", with("client")).status, 0U) << "no SAN at all";
+  EXPECT_EQ(Https("/metrics", with("stranger")).status, 0U) << "not signed by the CA";
+  EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
+  EXPECT_EQ(Https("/metrics", with("intruder")).status, 0U);
+  EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
+
+  // Any certificate, signed or not, with an allowed SAN: here an IP address or an e-mail.
+  Start(
+      TlsBlock("  client_auth_type: RequireAnyClientCert\n"
+               "  client_allowed_sans: [10.0.0.7, ops@example.com]\n"));
+  EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
+  EXPECT_EQ(Https("/metrics", with("intruder")).status, 0U) << "10.0.0.8 is not 10.0.0.7";
+  EXPECT_EQ(Https("/metrics", with("stranger")).status, 0U);
+  EXPECT_EQ(Https("/metrics").status, 0U) << "no certificate";
+  EXPECT_TRUE(daemon_->WaitForLog("RequireAnyClientCert with 2 allowed SANs")) << daemon_->Log();
+  // An IPv6 address as Go writes it, shortest.
+  Start(
+      TlsBlock("  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [2001:db8::7]\n"));
+  EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
+  EXPECT_EQ(Https("/metrics", with("intruder")).status, 0U);
+
+  // The healthcheck presents the server's own certificate (IP:127.0.0.1, DNS:localhost): it
+  // passes when one of those is allowed, and says what to list when none is.
+  const auto healthcheck = [&] {
+    return RunPoolwatchd({"--config", config_path_, "--listen",
+                          "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  };
+  RunResult check = healthcheck();
+  EXPECT_EQ(check.exit_code, 1) << check.output;
+  EXPECT_NE(check.output.find("the server's own certificate: for the check to pass, the server "
+                              "must accept it: client_allowed_sans must list one of its SANs"),
+            std::string::npos)
+      << check.output;
+  Start(
+      TlsBlock("  client_auth_type: RequireAnyClientCert\n"
+               "  client_allowed_sans: [10.0.0.7, localhost]\n"));
+  check = healthcheck();
+  EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
 TEST_F(WebConfigTest, HealthcheckSpeaksTls) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -80,8 +81,9 @@ TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
   EXPECT_EQ(ErrorOf("basic_auth_users:\n  \"a:b\": " + std::string(kAliceHash) + "\n"),
             "web.yml: basic_auth_users.a:b: a user name must be non-empty and without ':' "
             "(line 2)");
-  EXPECT_EQ(ErrorOf("rate_limit:\n  burst: 10\n"),
-            "web.yml: rate_limit: is not supported by poolwatch (line 1)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  curve_preferences: [X25519]\n"),
+            "web.yml: tls_server_config.curve_preferences: is not supported by poolwatch "
+            "(line 2)");
   EXPECT_EQ(ErrorOf("basic_auth_user: {}\n"), "web.yml: basic_auth_user: unknown key (line 1)");
   EXPECT_EQ(ErrorOf("- a\n- b\n"), "web.yml: <root>: must be a mapping (line 1)");
   EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
@@ -127,6 +129,130 @@ TEST(WebConfigTest, ReadsTheResponseHeadersTheToolkitAllows) {
             "web.yml: http_server_config.headers: must be a mapping (line 2)");
   EXPECT_EQ(ErrorOf("http_server_config:\n  header: {}\n"),
             "web.yml: http_server_config.header: unknown key (line 2)");
+}
+
+// client_allowed_sans, as the toolkit checks it: only where every client must present a
+// certificate, since otherwise one without a certificate has no SAN to match.
+TEST(WebConfigTest, ReadsTheAllowedSansOfClientCertificates) {
+  const std::string tls = "tls_server_config:\n  cert_file: a\n  key_file: b\n";
+  const WebConfig config = ParseWebConfig(
+      tls +
+          "  client_auth_type: RequireAnyClientCert\n  client_allowed_sans:\n"
+          "    - prometheus.monitoring.svc\n    - spiffe://cluster.local/sa/prometheus\n",
+      "web.yml", "/");
+  EXPECT_EQ(config.tls->client_allowed_sans,
+            (std::vector<std::string>{"prometheus.monitoring.svc",
+                                      "spiffe://cluster.local/sa/prometheus"}));
+  EXPECT_TRUE(RequiresClientCertificate(*config.tls));
+  EXPECT_TRUE(ParseWebConfig(tls + "  client_allowed_sans: []\n", "web.yml", "/")
+                  .tls->client_allowed_sans.empty());
+
+  for (const char* type : {"NoClientCert", "RequestClientCert", "VerifyClientCertIfGiven"}) {
+    const std::string ca =
+        std::string(type) == "VerifyClientCertIfGiven" ? "  client_ca_file: c\n" : "";
+    EXPECT_EQ(ErrorOf(tls + ca + "  client_auth_type: " + type +
+                      "\n  client_allowed_sans: [prometheus]\n"),
+              "web.yml: tls_server_config.client_allowed_sans: needs client_auth_type "
+              "RequireAnyClientCert or RequireAndVerifyClientCert: with " +
+                  std::string(type) +
+                  ", a client may connect without a certificate, leaving no SAN to match (line " +
+                  (ca.empty() ? "5" : "6") + ")");
+  }
+  EXPECT_EQ(ErrorOf(tls + "  client_auth_type: RequireAnyClientCert\n"
+                          "  client_allowed_sans: prometheus\n"),
+            "web.yml: tls_server_config.client_allowed_sans: must be a list (line 5)");
+  EXPECT_EQ(ErrorOf(tls + "  client_auth_type: RequireAnyClientCert\n"
+                          "  client_allowed_sans: [a, \"\", b]\n"),
+            "web.yml: tls_server_config.client_allowed_sans: must hold non-empty strings (line 5)");
+}
+
+// Durations as Go's time.ParseDuration reads them, which is how the toolkit's YAML reads
+// rate_limit.interval.
+TEST(WebConfigTest, ReadsGoDurations) {
+  using namespace std::chrono_literals;
+  EXPECT_EQ(ParseGoDuration("0"), 0ns);
+  EXPECT_EQ(ParseGoDuration("0s"), 0ns);
+  EXPECT_EQ(ParseGoDuration("1s"), 1s);
+  EXPECT_EQ(ParseGoDuration("250ms"), 250ms);
+  EXPECT_EQ(ParseGoDuration("1.5s"), 1500ms);
+  EXPECT_EQ(ParseGoDuration(".5m"), 30s);
+  EXPECT_EQ(ParseGoDuration("1m30s"), 90s);
+  EXPECT_EQ(ParseGoDuration("1h2m3s4ms5us6ns"), 1h + 2min + 3s + 4ms + 5us + 6ns);
+  EXPECT_EQ(ParseGoDuration("7\u00b5s"), 7us);
+  EXPECT_EQ(ParseGoDuration("7\u03bcs"), 7us);
+  for (const char* bad : {"", "1", "1.5", "s", ".s", "-1s", "+1s", "1 s", "1d", "1sec", "1.2.3s",
+                          "1e3s", "1s ", "99999999999h"}) {
+    EXPECT_EQ(ParseGoDuration(bad), std::nullopt) << '"' << bad << '"';
+  }
+}
+
+TEST(WebConfigTest, ReadsTheRateLimitAsTheToolkitDoes) {
+  using namespace std::chrono_literals;
+  const WebConfig config =
+      ParseWebConfig("rate_limit:\n  interval: 100ms\n  burst: 20\n", "web.yml", "/");
+  ASSERT_TRUE(config.rate_limit);
+  EXPECT_EQ(config.rate_limit->interval, 100ms);
+  EXPECT_EQ(config.rate_limit->burst, 20);
+  EXPECT_NE(WebSecurity(config).Describe().find("rate limit: bursts of 20, one request per 100ms"),
+            std::string::npos)
+      << WebSecurity(config).Describe();
+  // Off, as in the toolkit: no rate_limit, or an interval of 0 (whatever the burst).
+  EXPECT_FALSE(ParseWebConfig("rate_limit: {}\n", "web.yml", "/").rate_limit);
+  EXPECT_FALSE(
+      ParseWebConfig("rate_limit:\n  interval: 0\n  burst: 5\n", "web.yml", "/").rate_limit);
+
+  EXPECT_EQ(ErrorOf("rate_limit:\n  interval: 1\n  burst: 5\n"),
+            "web.yml: rate_limit.interval: must be a duration such as 1s, 500ms or 1m30s, got "
+            "\"1\" (line 2)");
+  EXPECT_EQ(ErrorOf("rate_limit:\n  interval: 25h\n  burst: 5\n"),
+            "web.yml: rate_limit.interval: must be at most 24h, got 25h (line 2)");
+  EXPECT_EQ(ErrorOf("rate_limit:\n  interval: 1s\n"),
+            "web.yml: rate_limit.burst: missing (with a burst of 0, every request would be "
+            "refused) (line 2)");
+  for (const char* burst : {"0", "-1", "1.5", "many", "1000001"}) {
+    EXPECT_EQ(ErrorOf("rate_limit:\n  interval: 1s\n  burst: " + std::string(burst) + "\n"),
+              "web.yml: rate_limit.burst: must be a whole number from 1 to 1000000, got \"" +
+                  std::string(burst) + "\" (line 3)");
+  }
+  EXPECT_EQ(ErrorOf("rate_limit:\n  burst: 5\n"),
+            "web.yml: rate_limit.interval: missing (burst is set; interval: 0 turns the limit "
+            "off) (line 2)");
+  EXPECT_EQ(ErrorOf("rate_limit:\n  interval: 1s\n  burst: 5\n  per_ip: true\n"),
+            "web.yml: rate_limit.per_ip: unknown key (line 4)");
+  EXPECT_EQ(ErrorOf("rate_limit: 10\n"), "web.yml: rate_limit: must be a mapping (line 1)");
+}
+
+// The bucket of golang.org/x/time/rate with rate.Every(interval) and `burst`: full at first,
+// one token back per interval, and a reload with the same limit keeps it.
+TEST(RateLimiterTest, IsATokenBucketOfBurstTokensRefilledOnePerInterval) {
+  using namespace std::chrono_literals;
+  RateLimiter limiter;
+  const RateLimiter::Clock::time_point t0 = RateLimiter::Clock::now();
+  EXPECT_EQ(limiter.Take(t0), 0ns) << "no limit configured";
+
+  limiter.Configure(WebConfig::RateLimit{.interval = 1s, .burst = 3});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Take(t0), 0ns) << i;
+  EXPECT_EQ(limiter.Take(t0), 1s);
+  EXPECT_EQ(limiter.Take(t0 + 400ms), 600ms) << "a refusal takes no token";
+  EXPECT_EQ(limiter.Take(t0 + 1s), 0ns);
+  EXPECT_EQ(limiter.Take(t0 + 1s), 1s);
+  // Idle for long, the bucket holds `burst` tokens, not more.
+  const auto t1 = t0 + 1h;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Take(t1), 0ns) << i;
+  EXPECT_GT(limiter.Take(t1), 0ns);
+
+  limiter.Configure(WebConfig::RateLimit{.interval = 1s, .burst = 3});
+  EXPECT_EQ(limiter.Take(t1), 1s) << "the same limit again keeps the spent bucket";
+  limiter.Configure(WebConfig::RateLimit{.interval = 1s, .burst = 2});
+  EXPECT_EQ(limiter.Take(t1), 0ns) << "a changed limit starts full";
+  EXPECT_EQ(limiter.Take(t1), 0ns);
+  EXPECT_EQ(limiter.Take(t1), 1s);
+  limiter.Configure(std::nullopt);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(limiter.Take(t1), 0ns) << "no limit";
+
+  // The largest burst at the longest interval does not overflow.
+  limiter.Configure(WebConfig::RateLimit{.interval = 24h, .burst = 1'000'000});
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(limiter.Take(t1), 0ns) << i;
 }
 
 // yaml-cpp keeps a key given twice and finds the first; the toolkit refuses it, and so does

@@ -27,7 +27,8 @@ enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
 // Where the exporter's log lines go: one call per line, from any of its threads.
 using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
 
-// A loaded exporter-toolkit web config (TLS certificate and key, basic-auth users).
+// A loaded exporter-toolkit web config (TLS certificate and key, basic-auth users, response
+// headers, rate limit).
 class WebSecurity;
 
 // Reads, checks and loads a web config file. Throws ConfigError naming the file, the key and
@@ -123,10 +124,10 @@ class Exporter {
   std::string local_address() const;  // e.g. "127.0.0.1:9720", "[::]:9720"
 
   // A reloaded web config (null: plain HTTP): new connections get its transport, every request
-  // from now on its users. Renewed TLS files need no call: the exporter loads its certificate,
-  // key and client CA again when they change on disk (looked at before a new connection, at
-  // most once a second), as the exporter-toolkit does; files that do not load are logged once
-  // and the running ones stay.
+  // from now on its users, headers and rate limit (the same limit keeps its bucket). Renewed TLS
+  // files need no call: the exporter loads its certificate, key and client CA again when they
+  // change on disk (looked at before a new connection, at most once a second), as the
+  // exporter-toolkit does; files that do not load are logged once and the running ones stay.
   void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
 
   const MetricsPublisher& publisher() const;

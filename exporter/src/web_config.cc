@@ -58,6 +58,23 @@ class MappingReader {
     return value.Scalar();
   }
 
+  // The list of non-empty strings at `key`; empty if absent.
+  std::vector<std::string> List(const std::string& key) {
+    known_.push_back(key);
+    std::vector<std::string> list;
+    if (!node_.IsMap()) return list;
+    const YAML::Node value = node_[key];
+    if (!value || value.IsNull()) return list;
+    if (!value.IsSequence()) Fail(Path(key), "must be a list", value);
+    for (const YAML::Node& item : value) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Fail(Path(key), "must hold non-empty strings", item);
+      }
+      list.push_back(item.Scalar());
+    }
+    return list;
+  }
+
   YAML::Node Child(const std::string& key) {
     known_.push_back(key);
     return node_.IsMap() ? node_[key] : YAML::Node();
@@ -97,6 +114,45 @@ int TlsVersion(std::string_view name) {
   if (name == "TLS12") return TLS1_2_VERSION;
   if (name == "TLS13") return TLS1_3_VERSION;
   return 0;
+}
+
+// The suites of Go's tls.CipherSuites() (those without known security issues), by the names the
+// toolkit reads; OpenSSL knows each by the same (RFC) name. The first three are TLS 1.3's.
+constexpr std::array<std::string_view, 17> kGoCipherSuites = {
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"};
+
+bool IsGoCipherSuite(std::string_view name) {
+  return std::ranges::find(kGoCipherSuites, name) != kGoCipherSuites.end();
+}
+
+bool IsTls13Suite(std::string_view name) {
+  return std::ranges::find(kGoCipherSuites.begin(), kGoCipherSuites.begin() + 3, name) !=
+         kGoCipherSuites.begin() + 3;
+}
+
+// OpenSSL's name of the group the toolkit calls `curve`; empty for none it knows.
+std::string_view OpenSslGroup(std::string_view curve) {
+  if (curve == "CurveP256") return "P-256";
+  if (curve == "CurveP384") return "P-384";
+  if (curve == "CurveP521") return "P-521";
+  if (curve == "X25519") return "X25519";
+  return {};
 }
 
 // The subject alternative names of `certificate`, spelled as Go's crypto/x509 gives them to
@@ -403,13 +459,31 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
         }
         out.client_auth_type = *type;
       }
-      if (const YAML::Node sans = tls.Child("client_allowed_sans"); sans && !sans.IsNull()) {
-        if (!sans.IsSequence()) tls.Fail(tls.Path("client_allowed_sans"), "must be a list", sans);
-        for (const YAML::Node& san : sans) {
-          if (!san.IsScalar() || san.Scalar().empty()) {
-            tls.Fail(tls.Path("client_allowed_sans"), "must hold non-empty strings", san);
-          }
-          out.client_allowed_sans.push_back(san.Scalar());
+      out.client_allowed_sans = tls.List("client_allowed_sans");
+      out.cipher_suites = tls.List("cipher_suites");
+      for (const std::string& suite : out.cipher_suites) {
+        if (!IsGoCipherSuite(suite)) {
+          tls.Fail(tls.Path("cipher_suites"),
+                   "must name suites of Go's tls.CipherSuites(), such as "
+                   "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 or TLS_AES_128_GCM_SHA256, got \"" +
+                       suite + "\"",
+                   tls_node["cipher_suites"]);
+        }
+      }
+      if (const auto prefer = tls.Scalar("prefer_server_cipher_suites")) {
+        if (!YAML::convert<bool>::decode(tls_node["prefer_server_cipher_suites"],
+                                         out.prefer_server_cipher_suites)) {
+          tls.Fail(tls.Path("prefer_server_cipher_suites"),
+                   "must be true or false, got \"" + *prefer + "\"",
+                   tls_node["prefer_server_cipher_suites"]);
+        }
+      }
+      out.curve_preferences = tls.List("curve_preferences");
+      for (const std::string& curve : out.curve_preferences) {
+        if (OpenSslGroup(curve).empty()) {
+          tls.Fail(tls.Path("curve_preferences"),
+                   "must name CurveP256, CurveP384, CurveP521 or X25519, got \"" + curve + "\"",
+                   tls_node["curve_preferences"]);
         }
       }
       for (const char* key : {"min_version", "max_version"}) {
@@ -422,8 +496,7 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
           (std::string_view(key) == "min_version" ? out.min_version : out.max_version) = *version;
         }
       }
-      tls.Finish({"cert", "key", "client_ca", "cipher_suites", "curve_preferences",
-                  "prefer_server_cipher_suites"});
+      tls.Finish({"cert", "key", "client_ca"});
 
       // As the toolkit: no certificate and no key means plain HTTP; one without the other is
       // an error.
@@ -457,6 +530,14 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
       if (TlsVersion(out.min_version) > TlsVersion(out.max_version)) {
         tls.Fail("tls_server_config.min_version",
                  out.min_version + " is above max_version " + out.max_version, tls_node);
+      }
+      if (!out.cipher_suites.empty() && std::ranges::all_of(out.cipher_suites, IsTls13Suite) &&
+          TlsVersion(out.min_version) < TLS1_3_VERSION) {
+        tls.Fail(tls.Path("cipher_suites"),
+                 "lists TLS 1.3 suites only, so TLS 1.2 and below (allowed by min_version " +
+                     out.min_version +
+                     ") would have none: list some of theirs too, or set min_version: TLS13",
+                 tls_node["cipher_suites"]);
       }
       if (any) {
         config.tls = std::move(out);
@@ -601,9 +682,36 @@ WebSecurity::WebSecurity(WebConfig config)
   const auto fail = [](const std::string& key, const std::filesystem::path& file) {
     throw ConfigError("tls_server_config." + key + ": " + file.string() + ": " + OpenSslError());
   };
-  SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
+  if (tls.prefer_server_cipher_suites) {
+    SSL_CTX_set_options(context, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  }
   SSL_CTX_set_min_proto_version(context, TlsVersion(tls.min_version));
   SSL_CTX_set_max_proto_version(context, TlsVersion(tls.max_version));
+  // cipher_suites: OpenSSL keeps TLS 1.3's list apart (SSL_CTX_set_ciphersuites) from the older
+  // versions' (SSL_CTX_set_cipher_list, in its own names).
+  std::string tls12_suites;
+  std::string tls13_suites;
+  for (const std::string& suite : tls.cipher_suites) {
+    const bool tls13 = IsTls13Suite(suite);
+    std::string& list = tls13 ? tls13_suites : tls12_suites;
+    if (!list.empty()) list += ':';
+    list += tls13 ? suite.c_str() : OPENSSL_cipher_name(suite.c_str());
+  }
+  if ((!tls12_suites.empty() && SSL_CTX_set_cipher_list(context, tls12_suites.c_str()) != 1) ||
+      (!tls13_suites.empty() && SSL_CTX_set_ciphersuites(context, tls13_suites.c_str()) != 1)) {
+    throw ConfigError("tls_server_config.cipher_suites: " + OpenSslError());
+  }
+  if (!tls.curve_preferences.empty()) {
+    std::string groups;
+    for (const std::string& curve : tls.curve_preferences) {
+      if (!groups.empty()) groups += ':';
+      groups += OpenSslGroup(curve);
+    }
+    if (SSL_CTX_set1_groups_list(context, groups.c_str()) != 1) {
+      throw ConfigError("tls_server_config.curve_preferences: " + OpenSslError());
+    }
+  }
   if (SSL_CTX_use_certificate_chain_file(context, tls.cert_file.c_str()) != 1) {
     fail("cert_file", tls.cert_file);
   }
@@ -695,6 +803,13 @@ std::string WebSecurity::Describe() const {
            ", client certificates: " + config_.tls->client_auth_type;
     if (const std::size_t sans = config_.tls->client_allowed_sans.size(); sans > 0) {
       text += " with " + std::to_string(sans) + (sans == 1 ? " allowed SAN" : " allowed SANs");
+    }
+    if (const std::size_t suites = config_.tls->cipher_suites.size(); suites > 0) {
+      text += ", " + std::to_string(suites) + (suites == 1 ? " cipher suite" : " cipher suites");
+    }
+    if (!config_.tls->prefer_server_cipher_suites) text += " in the client's order";
+    for (const std::string& curve : config_.tls->curve_preferences) {
+      text += (&curve == &config_.tls->curve_preferences.front() ? ", curves " : " ") + curve;
     }
     text += ")";
   } else {

@@ -31,6 +31,9 @@ namespace poolwatch::exporter {
 //     client_ca_file: clients-ca.crt
 //     client_allowed_sans: [prometheus.monitoring.svc]   # the client certificate needs one
 //     min_version: TLS12             # TLS10..TLS13, default TLS12; max_version default TLS13
+//     cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]   # Go's names
+//     prefer_server_cipher_suites: true
+//     curve_preferences: [X25519, CurveP256]                    # Go's names
 //   basic_auth_users:
 //     prometheus: $2y$10$...         # bcrypt hashes, e.g. from `htpasswd -nBC 10 prometheus`
 //   http_server_config:
@@ -42,8 +45,8 @@ namespace poolwatch::exporter {
 //     burst: 10                      # tokens when full; a request without one gets 429
 //
 // Unknown keys are errors. Keys of the toolkit that poolwatchd does not implement
-// (cipher_suites, curve_preferences, inline cert and key, ...) are refused by name rather than
-// ignored: a setting that silently does nothing is worse than none.
+// (inline cert, key and client_ca) are refused by name rather than ignored: a setting that
+// silently does nothing is worse than none.
 
 struct TlsServerConfig {
   std::filesystem::path cert_file;
@@ -55,6 +58,15 @@ struct TlsServerConfig {
   std::vector<std::string> client_allowed_sans;
   std::string min_version = "TLS12";
   std::string max_version = "TLS13";
+  // Go's names (tls.CipherSuites(): TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ...), in order of
+  // preference; empty: OpenSSL's defaults. Those of TLS 1.2 and below replace OpenSSL's list for
+  // those versions; TLS 1.3's (TLS_AES_128_GCM_SHA256, ...), where any are listed, its list.
+  std::vector<std::string> cipher_suites;
+  // The server's order wins (OpenSSL's SSL_OP_CIPHER_SERVER_PREFERENCE), else the client's.
+  bool prefer_server_cipher_suites = true;
+  // Go's names (CurveP256, CurveP384, CurveP521, X25519), in order of preference; empty:
+  // OpenSSL's defaults.
+  std::vector<std::string> curve_preferences;
 };
 
 struct WebConfig {

@@ -499,6 +499,50 @@ TEST_F(WebConfigTest, OnlyClientCertificatesWithAnAllowedSanGetIn) {
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
+// cipher_suites, prefer_server_cipher_suites and curve_preferences, by Go's names, as OpenSSL
+// clients see them: a suite or group left out is not negotiated, and the order is the server's
+// unless prefer_server_cipher_suites is false. The server's key is P-256 (ECDSA suites), which a
+// TLS 1.2 client must list among its groups whatever the server's groups for the key exchange.
+TEST_F(WebConfigTest, CipherSuitesAndCurvesLimitWhatIsNegotiated) {
+  // curl's account of the exchange: "SSL connection using TLSv1.2 / ECDHE-...", "< HTTP/1.1
+  // 200 OK", or "curl: (35) ..." when the handshake failed.
+  const auto negotiated = [&](const std::string& options) {
+    return RunCommand("(curl -sS -v -o /dev/null --max-time 5 --cacert " + Pki("ca.crt") + " " +
+                      options + " '" + Url("/metrics") + "' 2>&1)")
+        .output;
+  };
+  const std::string both_aes =
+      "--tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384";
+  Start(
+      TlsBlock("  cipher_suites:\n    - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n"
+               "    - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n    - TLS_AES_256_GCM_SHA384\n"
+               "  curve_preferences: [CurveP384]\n"));
+  EXPECT_NE(negotiated("--tls-max 1.2 --ciphers ECDHE-ECDSA-CHACHA20-POLY1305").find("curl:"),
+            std::string::npos)
+      << "a TLS 1.2 suite left out";
+  EXPECT_NE(negotiated("--tls13-ciphers TLS_AES_128_GCM_SHA256").find("curl:"), std::string::npos)
+      << "a TLS 1.3 suite left out";
+  EXPECT_NE(negotiated("--curves P-256").find("curl:"), std::string::npos) << "a group left out";
+  std::string out = negotiated("--curves P-384:P-256 " + both_aes);
+  EXPECT_NE(out.find("TLSv1.2 / ECDHE-ECDSA-AES256-GCM-SHA384"), std::string::npos)
+      << "the server's first choice over the client's: " << out;
+  EXPECT_NE(out.find("< HTTP/1.1 200 OK"), std::string::npos) << out;
+  out = negotiated("--curves P-384 --tls13-ciphers TLS_AES_256_GCM_SHA384");
+  EXPECT_NE(out.find("TLSv1.3 / TLS_AES_256_GCM_SHA384"), std::string::npos) << out;
+  EXPECT_NE(out.find("< HTTP/1.1 200 OK"), std::string::npos) << out;
+
+  Start(
+      TlsBlock("  cipher_suites:\n    - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n"
+               "    - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+               "  prefer_server_cipher_suites: false\n"));
+  out = negotiated(both_aes);
+  EXPECT_NE(out.find("TLSv1.2 / ECDHE-ECDSA-AES128-GCM-SHA256"), std::string::npos)
+      << "the client's first choice: " << out;
+  out = negotiated("--curves P-256");
+  EXPECT_NE(out.find("< HTTP/1.1 200 OK"), std::string::npos)
+      << "OpenSSL's default groups: " << out;
+}
+
 TEST_F(WebConfigTest, HealthcheckSpeaksTls) {
   Start(TlsBlock() + Users({"alice"}));
   const RunResult check = RunPoolwatchd({"--config", config_path_, "--listen",
@@ -574,7 +618,11 @@ TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
   refused(TlsBlock("  min_version: SSL3\n"),
           "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got \"SSL3\"");
   refused(TlsBlock("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
-          "tls_server_config.cipher_suites: is not supported by poolwatch (line 4)");
+          "tls_server_config.cipher_suites: lists TLS 1.3 suites only, so TLS 1.2 and below "
+          "(allowed by min_version TLS12) would have none: list some of theirs too, or set "
+          "min_version: TLS13 (line 4)");
+  refused(TlsBlock("  key: \"-----BEGIN PRIVATE KEY-----\"\n"),
+          "tls_server_config.key: is not supported by poolwatch (line 4)");
   refused("basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: must be a bcrypt hash");
   refused("tls_server_confg: {}\n", "tls_server_confg: unknown key (line 1)");
   refused("tls_server_config: [", "not valid YAML");

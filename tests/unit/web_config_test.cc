@@ -81,9 +81,8 @@ TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
   EXPECT_EQ(ErrorOf("basic_auth_users:\n  \"a:b\": " + std::string(kAliceHash) + "\n"),
             "web.yml: basic_auth_users.a:b: a user name must be non-empty and without ':' "
             "(line 2)");
-  EXPECT_EQ(ErrorOf("tls_server_config:\n  curve_preferences: [X25519]\n"),
-            "web.yml: tls_server_config.curve_preferences: is not supported by poolwatch "
-            "(line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert: \"-----BEGIN CERTIFICATE-----\"\n"),
+            "web.yml: tls_server_config.cert: is not supported by poolwatch (line 2)");
   EXPECT_EQ(ErrorOf("basic_auth_user: {}\n"), "web.yml: basic_auth_user: unknown key (line 1)");
   EXPECT_EQ(ErrorOf("- a\n- b\n"), "web.yml: <root>: must be a mapping (line 1)");
   EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
@@ -164,6 +163,69 @@ TEST(WebConfigTest, ReadsTheAllowedSansOfClientCertificates) {
   EXPECT_EQ(ErrorOf(tls + "  client_auth_type: RequireAnyClientCert\n"
                           "  client_allowed_sans: [a, \"\", b]\n"),
             "web.yml: tls_server_config.client_allowed_sans: must hold non-empty strings (line 5)");
+}
+
+// cipher_suites, prefer_server_cipher_suites and curve_preferences by the names the toolkit
+// reads them with (Go's), and each suite of Go's list loads into OpenSSL.
+TEST(WebConfigTest, ReadsCipherSuitesAndCurvesByGosNames) {
+  const testing::TempDir dir;
+  testing::SelfSignedCertificate(dir.path(), "server", "server");
+  const std::string tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+  const WebConfig config = ParseWebConfig(
+      tls +
+          "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_AES_256_GCM_SHA384]\n"
+          "  prefer_server_cipher_suites: false\n  curve_preferences: [X25519, CurveP384]\n",
+      "web.yml", dir.path());
+  EXPECT_EQ(config.tls->cipher_suites,
+            (std::vector<std::string>{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                                      "TLS_AES_256_GCM_SHA384"}));
+  EXPECT_FALSE(config.tls->prefer_server_cipher_suites);
+  EXPECT_EQ(config.tls->curve_preferences, (std::vector<std::string>{"X25519", "CurveP384"}));
+  EXPECT_EQ(WebSecurity(config).Describe(),
+            "TLS (TLS12..TLS13, client certificates: NoClientCert, 2 cipher suites in the "
+            "client's order, curves X25519 CurveP384)");
+  EXPECT_TRUE(ParseWebConfig(tls, "web.yml", dir.path()).tls->prefer_server_cipher_suites);
+
+  std::string all = tls +
+                    "  curve_preferences: [CurveP256, CurveP384, CurveP521, X25519]\n"
+                    "  cipher_suites:\n";
+  for (const char* suite :
+       {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"}) {
+    all += "    - " + std::string(suite) + "\n";
+  }
+  const WebConfig every = ParseWebConfig(all, "web.yml", dir.path());
+  EXPECT_EQ(every.tls->cipher_suites.size(), 17U);
+  EXPECT_NO_THROW(WebSecurity{every});
+
+  EXPECT_EQ(ErrorOf(tls + "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n"),
+            "web.yml: tls_server_config.cipher_suites: must name suites of Go's "
+            "tls.CipherSuites(), such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 or "
+            "TLS_AES_128_GCM_SHA256, got \"TLS_RSA_WITH_RC4_128_SHA\" (line 4)");
+  EXPECT_NE(ErrorOf(tls + "  cipher_suites: [ECDHE-ECDSA-AES128-GCM-SHA256]\n")
+                .find("got \"ECDHE-ECDSA-AES128-GCM-SHA256\""),
+            std::string::npos)
+      << "OpenSSL's names are not Go's";
+  EXPECT_EQ(ErrorOf(tls + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
+            "web.yml: tls_server_config.cipher_suites: lists TLS 1.3 suites only, so TLS 1.2 and "
+            "below (allowed by min_version TLS12) would have none: list some of theirs too, or "
+            "set min_version: TLS13 (line 4)");
+  EXPECT_EQ(ErrorOf(tls + "  min_version: TLS13\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"), "");
+  EXPECT_EQ(ErrorOf(tls + "  curve_preferences: [P-256]\n"),
+            "web.yml: tls_server_config.curve_preferences: must name CurveP256, CurveP384, "
+            "CurveP521 or X25519, got \"P-256\" (line 4)");
+  EXPECT_EQ(ErrorOf(tls + "  curve_preferences: X25519\n"),
+            "web.yml: tls_server_config.curve_preferences: must be a list (line 4)");
+  EXPECT_EQ(ErrorOf(tls + "  prefer_server_cipher_suites: maybe\n"),
+            "web.yml: tls_server_config.prefer_server_cipher_suites: must be true or false, got "
+            "\"maybe\" (line 4)");
 }
 
 // Durations as Go's time.ParseDuration reads them, which is how the toolkit's YAML reads

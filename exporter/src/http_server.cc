@@ -523,11 +523,24 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
   beast::error_code ec;
   // Only where one is required: where it is optional, none passes and an unverifiable one fails.
   const bool presented = tls && RequiresClientCertificate(*web->config().tls);
+  // The server's own certificate, from its file or inline in the web config.
+  const std::string own_certificate =
+      !tls ? ""
+           : (web->config().tls->cert.empty() ? web->config().tls->cert_file.string()
+                                              : "tls_server_config.cert");
   if (presented) {
-    const TlsServerConfig& files = *web->config().tls;
-    context.use_certificate_chain_file(files.cert_file.string(), ec);
-    if (!ec) context.use_private_key_file(files.key_file.string(), asio::ssl::context::pem, ec);
-    if (ec) return "cannot present " + files.cert_file.string() + ": " + ec.message();
+    const TlsServerConfig& own = *web->config().tls;
+    if (own.cert.empty()) {
+      context.use_certificate_chain_file(own.cert_file.string(), ec);
+    } else {
+      context.use_certificate_chain(asio::buffer(own.cert), ec);
+    }
+    if (!ec && own.key.empty()) {
+      context.use_private_key_file(own.key_file.string(), asio::ssl::context::pem, ec);
+    } else if (!ec) {
+      context.use_private_key(asio::buffer(own.key), asio::ssl::context::pem, ec);
+    }
+    if (ec) return "cannot present " + own_certificate + ": " + ec.message();
   }
   TlsStream stream(io, context);
   const std::string host = address.host.empty() ? "127.0.0.1" : address.host;
@@ -575,7 +588,7 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
       needs += "client_allowed_sans must list one of its SANs";
     }
     return "GET " + url + "/healthz: " + ec.message() + " (as client_auth_type " +
-           files.client_auth_type + " asks, the check presented " + files.cert_file.string() +
+           files.client_auth_type + " asks, the check presented " + own_certificate +
            ", the server's own certificate: for the check to pass, " + needs + ")";
   }
   if (ec) return "GET " + url + "/healthz: " + ec.message();

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace poolwatch::exporter {
@@ -31,7 +33,7 @@ std::string Where(const YAML::Node& node) {
   return mark.is_null() ? "" : " (line " + std::to_string(mark.line + 1) + ")";
 }
 
-// Walks one YAML mapping, refusing unknown keys and keys the exporter does not implement.
+// Walks one YAML mapping, refusing unknown keys.
 class MappingReader {
  public:
   MappingReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
@@ -80,16 +82,14 @@ class MappingReader {
     return node_.IsMap() ? node_[key] : YAML::Node();
   }
 
-  // Refuses keys not read, naming those of the toolkit that the exporter leaves out.
-  void Finish(std::initializer_list<std::string_view> unsupported) const {
+  // Refuses keys not read.
+  void Finish() const {
     if (!node_.IsMap()) return;
     for (const auto& entry : node_) {
       const auto key = entry.first.as<std::string>();
-      if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
-      for (std::string_view name : unsupported) {
-        if (key == name) Fail(Path(key), "is not supported by poolwatch", entry.first);
+      if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
+        Fail(Path(key), "unknown key", entry.first);
       }
-      Fail(Path(key), "unknown key", entry.first);
     }
   }
 
@@ -153,6 +153,108 @@ std::string_view OpenSslGroup(std::string_view curve) {
   if (curve == "CurveP521") return "P-521";
   if (curve == "X25519") return "X25519";
   return {};
+}
+
+// OpenSSL's most recent error, for messages; clears the queue.
+std::string OpenSslError() {
+  const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  std::array<char, 256> text{};
+  ERR_error_string_n(code, text.data(), text.size());
+  return text.data();
+}
+
+// OpenSSL's password callback for an encrypted key: none, so that the load fails at once, and
+// `*asked` (a bool, if given) set. OpenSSL's own would ask on the terminal, and a poolwatchd
+// started from one would wait there.
+int NoPassword(char* /*buffer*/, int /*size*/, int /*rwflag*/, void* asked) {
+  if (asked != nullptr) *static_cast<bool*>(asked) = true;
+  return 0;
+}
+
+// Refuses inline PEM text (`key` of tls_server_config) with OpenSSL's reason, or, where there
+// was no PEM block at all, with what it should hold.
+[[noreturn]] void FailInline(const std::string& key) {
+  const unsigned long error = ERR_peek_last_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  if (ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();
+    throw ConfigError("tls_server_config." + key +
+                      ": no PEM block in it (-----BEGIN CERTIFICATE-----, -----BEGIN PRIVATE "
+                      "KEY----- and the like)");
+  }
+  throw ConfigError("tls_server_config." + key + ": " + OpenSslError());
+}
+
+// A memory BIO over `pem`, freed with it.
+using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+Bio ReadPem(std::string_view pem) {
+  return {BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free};
+}
+
+// SSL_CTX_use_certificate_chain_file for PEM text: the first certificate is the server's, the
+// rest its chain. False with OpenSSL's error queued.
+bool UsePemCertificateChain(SSL_CTX* context, std::string_view pem) {
+  const Bio bio = ReadPem(pem);
+  X509* const leaf = PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr);
+  if (leaf == nullptr) return false;
+  const bool used = SSL_CTX_use_certificate(context, leaf) == 1;
+  X509_free(leaf);
+  if (!used || SSL_CTX_clear_chain_certs(context) != 1) return false;
+  while (X509* const link = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(context, link) != 1) {
+      X509_free(link);
+      return false;
+    }
+  }
+  // The read that found no more certificates left an error: the end of the text.
+  if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) return false;
+  ERR_clear_error();
+  return true;
+}
+
+// The server's private key, from key or key_file, checked against its certificate. An
+// encrypted one is refused saying so: poolwatchd asks for no passphrase, as the toolkit.
+void UsePrivateKey(SSL_CTX* context, const TlsServerConfig& tls) {
+  bool asked = false;
+  bool used = false;
+  if (!tls.key.empty()) {
+    const Bio bio = ReadPem(tls.key);
+    EVP_PKEY* const key = PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, &asked);
+    used = key != nullptr && SSL_CTX_use_PrivateKey(context, key) == 1;
+    EVP_PKEY_free(key);
+  } else {
+    SSL_CTX_set_default_passwd_cb_userdata(context, &asked);
+    used = SSL_CTX_use_PrivateKey_file(context, tls.key_file.c_str(), SSL_FILETYPE_PEM) == 1;
+    SSL_CTX_set_default_passwd_cb_userdata(context, nullptr);
+  }
+  if (used && SSL_CTX_check_private_key(context) == 1) return;
+  const std::string key = tls.key.empty() ? "key_file: " + tls.key_file.string() : "key";
+  if (asked) {
+    ERR_clear_error();
+    throw ConfigError("tls_server_config." + key +
+                      ": the key is encrypted, and poolwatchd asks for no passphrase: give it "
+                      "the key decrypted (openssl pkey -in KEY -out PLAIN), readable by "
+                      "poolwatchd alone");
+  }
+  if (!tls.key.empty()) FailInline("key");
+  throw ConfigError("tls_server_config." + key + ": " + OpenSslError());
+}
+
+// Adds every certificate of `pem` to `store`; false if there is none, or one that is not.
+bool AddPemCertificates(X509_STORE* store, std::string_view pem) {
+  const Bio bio = ReadPem(pem);
+  std::size_t added = 0;
+  while (X509* const certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    const bool ok = X509_STORE_add_cert(store, certificate) == 1;
+    X509_free(certificate);
+    if (!ok) return false;
+    ++added;
+  }
+  if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) return false;
+  if (added == 0) return false;  // "no start line" stays queued: there was no certificate
+  ERR_clear_error();
+  return true;
 }
 
 // The subject alternative names of `certificate`, spelled as Go's crypto/x509 gives them to
@@ -278,7 +380,7 @@ void ReadHttpServerConfig(const YAML::Node& node, WebConfig& config) {
       if (!config.headers.emplace(name, value).second) http.Fail(key, "given twice", entry.first);
     }
   }
-  http.Finish({});
+  http.Finish();
 }
 
 // The longest interval and the largest burst rate_limit takes: a day between requests is no
@@ -292,7 +394,7 @@ void ReadRateLimit(const YAML::Node& node, WebConfig& config) {
   MappingReader rate(node, "rate_limit");
   const std::optional<std::string> interval_text = rate.Scalar("interval");
   const std::optional<std::string> burst_text = rate.Scalar("burst");
-  rate.Finish({});
+  rate.Finish();
   if (!interval_text) {
     if (burst_text) {
       rate.Fail("rate_limit.interval", "missing (burst is set; interval: 0 turns the limit off)",
@@ -352,16 +454,6 @@ bool IsBcryptHash(std::string_view hash) {
   return hash.substr(7).find_first_not_of(
              "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") ==
          std::string_view::npos;
-}
-
-// OpenSSL's most recent error, for messages; clears the queue.
-std::string OpenSslError() {
-  const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  std::array<char, 256> text{};
-  ERR_error_string_n(code, text.data(), text.size());
-  return text.data();
 }
 
 std::optional<std::string> DecodeBase64(std::string_view text) {
@@ -449,6 +541,17 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
       out.cert_file = path("cert_file");
       out.key_file = path("key_file");
       out.client_ca_file = path("client_ca_file");
+      // Inline PEM, each instead of its file, not beside it: which one would be served?
+      for (const auto& [key, file, text] :
+           {std::tuple{"cert", &out.cert_file, &out.cert},
+            std::tuple{"key", &out.key_file, &out.key},
+            std::tuple{"client_ca", &out.client_ca_file, &out.client_ca}}) {
+        *text = tls.Scalar(key).value_or("");
+        if (!text->empty() && !file->empty()) {
+          tls.Fail(tls.Path(key), "set beside " + std::string(key) + "_file: give one of them",
+                   tls_node[key]);
+        }
+      }
       if (auto type = tls.Scalar("client_auth_type")) {
         if (!IsClientAuthType(*type)) {
           tls.Fail(tls.Path("client_auth_type"),
@@ -496,25 +599,33 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
           (std::string_view(key) == "min_version" ? out.min_version : out.max_version) = *version;
         }
       }
-      tls.Finish({"cert", "key", "client_ca"});
+      tls.Finish();
 
       // As the toolkit: no certificate and no key means plain HTTP; one without the other is
       // an error.
-      const bool any = !out.cert_file.empty() || !out.key_file.empty();
-      if (any && out.cert_file.empty()) {
-        tls.Fail("tls_server_config.cert_file", "missing (key_file is set)", tls_node);
+      const bool has_cert = !out.cert_file.empty() || !out.cert.empty();
+      const bool has_key = !out.key_file.empty() || !out.key.empty();
+      const bool any = has_cert || has_key;
+      if (any && !has_cert) {
+        tls.Fail("tls_server_config.cert_file",
+                 std::string("missing (") + (out.key.empty() ? "key_file" : "key") + " is set)",
+                 tls_node);
       }
-      if (any && out.key_file.empty()) {
-        tls.Fail("tls_server_config.key_file", "missing (cert_file is set)", tls_node);
+      if (any && !has_key) {
+        tls.Fail("tls_server_config.key_file",
+                 std::string("missing (") + (out.cert.empty() ? "cert_file" : "cert") + " is set)",
+                 tls_node);
       }
       const bool verifies = out.client_auth_type == "VerifyClientCertIfGiven" ||
                             out.client_auth_type == "RequireAndVerifyClientCert";
-      if (verifies && out.client_ca_file.empty()) {
+      const bool has_client_ca = !out.client_ca_file.empty() || !out.client_ca.empty();
+      if (verifies && !has_client_ca) {
         tls.Fail("tls_server_config.client_ca_file",
                  "required by client_auth_type " + out.client_auth_type, tls_node);
       }
-      if (!out.client_ca_file.empty() && !verifies) {
-        tls.Fail("tls_server_config.client_ca_file",
+      if (has_client_ca && !verifies) {
+        tls.Fail(out.client_ca.empty() ? "tls_server_config.client_ca_file"
+                                       : "tls_server_config.client_ca",
                  "set, but client_auth_type " + out.client_auth_type +
                      " does not verify client certificates",
                  tls_node);
@@ -569,7 +680,7 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view origin,
     if (http_node && !http_node.IsNull()) ReadHttpServerConfig(http_node, config);
     const YAML::Node rate_node = reader.Child("rate_limit");
     if (rate_node && !rate_node.IsNull()) ReadRateLimit(rate_node, config);
-    reader.Finish({});
+    reader.Finish();
   } catch (const ConfigError& e) {
     throw ConfigError(std::string(origin) + ": " + e.what());
   } catch (const YAML::Exception& e) {
@@ -683,6 +794,7 @@ WebSecurity::WebSecurity(WebConfig config)
     throw ConfigError("tls_server_config." + key + ": " + file.string() + ": " + OpenSslError());
   };
   SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_default_passwd_cb(context, NoPassword);
   if (tls.prefer_server_cipher_suites) {
     SSL_CTX_set_options(context, SSL_OP_CIPHER_SERVER_PREFERENCE);
   }
@@ -712,13 +824,12 @@ WebSecurity::WebSecurity(WebConfig config)
       throw ConfigError("tls_server_config.curve_preferences: " + OpenSslError());
     }
   }
-  if (SSL_CTX_use_certificate_chain_file(context, tls.cert_file.c_str()) != 1) {
+  if (!tls.cert.empty()) {
+    if (!UsePemCertificateChain(context, tls.cert)) FailInline("cert");
+  } else if (SSL_CTX_use_certificate_chain_file(context, tls.cert_file.c_str()) != 1) {
     fail("cert_file", tls.cert_file);
   }
-  if (SSL_CTX_use_PrivateKey_file(context, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    fail("key_file", tls.key_file);
-  }
-  if (SSL_CTX_check_private_key(context) != 1) fail("key_file", tls.key_file);
+  UsePrivateKey(context, tls);
 
   // Go's tls.ClientAuthType, in OpenSSL's terms. Request/RequireAny accept any certificate.
   // client_allowed_sans (with the Require types only) adds the toolkit's VerifyPeerCertificate:
@@ -742,7 +853,11 @@ WebSecurity::WebSecurity(WebConfig config)
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        sans ? +any_with_allowed_san : +accept_any);
   } else if (type == "VerifyClientCertIfGiven" || type == "RequireAndVerifyClientCert") {
-    if (SSL_CTX_load_verify_locations(context, tls.client_ca_file.c_str(), nullptr) != 1) {
+    if (!tls.client_ca.empty()) {
+      if (!AddPemCertificates(SSL_CTX_get_cert_store(context), tls.client_ca)) {
+        FailInline("client_ca");
+      }
+    } else if (SSL_CTX_load_verify_locations(context, tls.client_ca_file.c_str(), nullptr) != 1) {
       fail("client_ca_file", tls.client_ca_file);
     }
     const int mode = type == "RequireAndVerifyClientCert"

@@ -26,7 +26,7 @@ namespace poolwatch::exporter {
 //
 //   tls_server_config:
 //     cert_file: server.crt          # relative paths: to the web config file's directory
-//     key_file: server.key
+//     key_file: server.key           # or inline PEM: cert, key (and client_ca)
 //     client_auth_type: RequireAndVerifyClientCert   # default NoClientCert
 //     client_ca_file: clients-ca.crt
 //     client_allowed_sans: [prometheus.monitoring.svc]   # the client certificate needs one
@@ -44,14 +44,16 @@ namespace poolwatch::exporter {
 //     interval: 1s                   # one token back per interval (a Go duration; 0: off)
 //     burst: 10                      # tokens when full; a request without one gets 429
 //
-// Unknown keys are errors. Keys of the toolkit that poolwatchd does not implement
-// (inline cert, key and client_ca) are refused by name rather than ignored: a setting that
-// silently does nothing is worse than none.
+// Unknown keys are errors: a setting that silently does nothing is worse than none.
 
 struct TlsServerConfig {
   std::filesystem::path cert_file;
   std::filesystem::path key_file;
   std::filesystem::path client_ca_file;  // empty: none
+  // Or inline, as PEM text in the web config (cert, key, client_ca): each instead of its file.
+  std::string cert;
+  std::string key;
+  std::string client_ca;
   std::string client_auth_type = "NoClientCert";
   // The client's certificate must have one of these SANs (DNS name, e-mail, IP or URI, exactly
   // as written there); empty: any. Only with a client_auth_type that requires a certificate.

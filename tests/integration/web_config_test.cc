@@ -543,6 +543,45 @@ TEST_F(WebConfigTest, CipherSuitesAndCurvesLimitWhatIsNegotiated) {
       << "OpenSSL's default groups: " << out;
 }
 
+// cert, key and client_ca inline: the daemon serves the certificate with its chain, verifies
+// client certificates against the inline CA, and its healthcheck presents the inline pair.
+TEST_F(WebConfigTest, InlineCertificateKeyAndClientCaServeAsTheirFilesWould) {
+  const auto block = [](const std::string& text) {
+    std::string yaml = "|\n";
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) yaml += "    " + line + "\n";
+    return yaml;
+  };
+  const std::string chain = ReadFile(Pki("server.crt")) + ReadFile(Pki("ca.crt"));
+  Start("tls_server_config:\n  cert: " + block(chain) +
+        "  key: " + block(ReadFile(Pki("server.key"))) +
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: " +
+        block(ReadFile(Pki("ca.crt"))));
+  const std::string client = "--cert " + Pki("client.crt") + " --key " + Pki("client.key");
+  EXPECT_EQ(Https("/metrics", client).status, 200U);
+  EXPECT_EQ(Https("/metrics").status, 0U) << "no client certificate";
+  EXPECT_EQ(
+      Https("/metrics", "--cert " + Pki("stranger.crt") + " --key " + Pki("stranger.key")).status,
+      0U)
+      << "one the inline CA did not sign";
+
+  const std::string served =
+      RunCommand(
+          "(timeout 5 openssl s_client -showcerts -connect 127.0.0.1:" + std::to_string(port_) +
+          " -cert " + Pki("client.crt") + " -key " + Pki("client.key") + " < /dev/null 2>&1)")
+          .output;
+  std::size_t certificates = 0;
+  for (std::size_t at = served.find("-----BEGIN CERTIFICATE-----"); at != std::string::npos;
+       at = served.find("-----BEGIN CERTIFICATE-----", at + 1)) {
+    ++certificates;
+  }
+  EXPECT_EQ(certificates, 2U) << "the server's certificate and the chain after it\n" << served;
+
+  const RunResult check = RunPoolwatchd({"--config", config_path_, "--listen",
+                                         "127.0.0.1:" + std::to_string(port_), "--healthcheck"});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
 TEST_F(WebConfigTest, HealthcheckSpeaksTls) {
   Start(TlsBlock() + Users({"alice"}));
   const RunResult check = RunPoolwatchd({"--config", config_path_, "--listen",
@@ -598,6 +637,32 @@ TEST_F(WebConfigTest, HealthcheckPresentsTheServersOwnCertificateWhenClientsNeed
       << check.output;
 }
 
+// An encrypted key: OpenSSL's own password callback would ask for the passphrase on the
+// terminal, and a poolwatchd started from one would wait there for ever. It is refused at once,
+// saying what to do, with a terminal too (`script` gives it one).
+TEST_F(WebConfigTest, AnEncryptedKeyIsRefusedAtOnceEvenFromATerminal) {
+  const std::string d = dir_.path().string() + "/";
+  MustRun(
+      "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass "
+      "pass:secret -out " +
+      d + "encrypted.key && openssl req -new -x509 -key " + d +
+      "encrypted.key -passin pass:secret -subj /CN=encrypted -days 2 -out " + d + "encrypted.crt");
+  const std::string web = dir_.Write("encrypted-web.yml",
+                                     "tls_server_config:\n  cert_file: encrypted.crt\n  key_file: "
+                                     "encrypted.key\n");
+  const std::string config = dir_.Write("encrypted.json", R"({"http": {"listen": "127.0.0.1:0"}})");
+  const RunResult run =
+      RunCommand("(timeout 10 script -qec '" + std::string(POOLWATCHD_PATH) + " --config " +
+                 config + " --web.config.file " + web + "' /dev/null; echo \"exit $?\")");
+  EXPECT_NE(run.output.find("exit 2"), std::string::npos) << "124: it waited\n" << run.output;
+  EXPECT_NE(run.output.find("tls_server_config.key_file: " + d +
+                            "encrypted.key: the key is encrypted, and poolwatchd asks for no "
+                            "passphrase"),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("pass phrase"), std::string::npos) << run.output;
+}
+
 TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
   const auto refused = [&](const std::string& web, const std::string& expected) {
     const std::string web_path = dir_.Write("bad-web.yml", web);
@@ -622,7 +687,7 @@ TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
           "(allowed by min_version TLS12) would have none: list some of theirs too, or set "
           "min_version: TLS13 (line 4)");
   refused(TlsBlock("  key: \"-----BEGIN PRIVATE KEY-----\"\n"),
-          "tls_server_config.key: is not supported by poolwatch (line 4)");
+          "tls_server_config.key: set beside key_file: give one of them (line 4)");
   refused("basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: must be a bcrypt hash");
   refused("tls_server_confg: {}\n", "tls_server_confg: unknown key (line 1)");
   refused("tls_server_config: [", "not valid YAML");

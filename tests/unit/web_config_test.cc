@@ -81,8 +81,8 @@ TEST(WebConfigTest, RefusesWhatItCannotUseNamingKeyAndLine) {
   EXPECT_EQ(ErrorOf("basic_auth_users:\n  \"a:b\": " + std::string(kAliceHash) + "\n"),
             "web.yml: basic_auth_users.a:b: a user name must be non-empty and without ':' "
             "(line 2)");
-  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert: \"-----BEGIN CERTIFICATE-----\"\n"),
-            "web.yml: tls_server_config.cert: is not supported by poolwatch (line 2)");
+  EXPECT_EQ(ErrorOf("tls_server_config:\n  cert_path: a.crt\n"),
+            "web.yml: tls_server_config.cert_path: unknown key (line 2)");
   EXPECT_EQ(ErrorOf("basic_auth_user: {}\n"), "web.yml: basic_auth_user: unknown key (line 1)");
   EXPECT_EQ(ErrorOf("- a\n- b\n"), "web.yml: <root>: must be a mapping (line 1)");
   EXPECT_NE(ErrorOf("tls_server_config: {\n").find("web.yml: not valid YAML"), std::string::npos);
@@ -226,6 +226,72 @@ TEST(WebConfigTest, ReadsCipherSuitesAndCurvesByGosNames) {
   EXPECT_EQ(ErrorOf(tls + "  prefer_server_cipher_suites: maybe\n"),
             "web.yml: tls_server_config.prefer_server_cipher_suites: must be true or false, got "
             "\"maybe\" (line 4)");
+}
+
+// `text` as a YAML block scalar under a key indented by two.
+std::string Block(const std::string& text) {
+  std::string block = "|\n";
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    block += "    " + text.substr(start, end - start) + "\n";
+    start = end == std::string::npos ? text.size() : end + 1;
+  }
+  return block;
+}
+
+// cert, key and client_ca inline, as PEM text in the web config (a Kubernetes Secret rendered
+// into it, say): each instead of its file, and nothing on disk to watch for renewal.
+TEST(WebConfigTest, ReadsInlinePemInsteadOfFiles) {
+  const testing::TempDir dir;
+  testing::SelfSignedCertificate(dir.path(), "server", "server");
+  testing::SelfSignedCertificate(dir.path(), "other", "other");
+  const std::string cert = testing::ReadFile(dir.path() / "server.crt");
+  const std::string key = testing::ReadFile(dir.path() / "server.key");
+  const std::string ca = testing::ReadFile(dir.path() / "other.crt");
+  const WebConfig config = ParseWebConfig(
+      "tls_server_config:\n  cert: " + Block(cert) + "  key: " + Block(key) +
+          "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: " + Block(ca),
+      "web.yml", dir.path());
+  ASSERT_TRUE(config.tls);
+  EXPECT_EQ(config.tls->cert, cert);
+  EXPECT_EQ(config.tls->key, key);
+  EXPECT_EQ(config.tls->client_ca, ca);
+  EXPECT_TRUE(TlsFiles(config).empty());
+  const WebSecurity security(config);
+  EXPECT_NE(security.tls_context(), nullptr);
+
+  const std::string tls = "tls_server_config:\n";
+  EXPECT_EQ(ErrorOf(tls + "  cert_file: a.crt\n  cert: x\n  key_file: a.key\n"),
+            "web.yml: tls_server_config.cert: set beside cert_file: give one of them (line 3)");
+  EXPECT_EQ(ErrorOf(tls + "  key: " + Block(key)),
+            "web.yml: tls_server_config.cert_file: missing (key is set) (line 2)");
+  EXPECT_EQ(ErrorOf(tls + "  cert: " + Block(cert)),
+            "web.yml: tls_server_config.key_file: missing (cert is set) (line 2)");
+  EXPECT_EQ(ErrorOf(tls + "  cert: " + Block(cert) + "  key: " + Block(key) +
+                    "  client_ca: " + Block(ca)),
+            "web.yml: tls_server_config.client_ca: set, but client_auth_type NoClientCert does "
+            "not verify client certificates (line 2)");
+
+  // Loaded: text that is not PEM, a key that is not the certificate's, a CA text without one.
+  const auto load_error = [&](const std::string& yaml) -> std::string {
+    try {
+      WebSecurity{ParseWebConfig(yaml, "web.yml", dir.path())};
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(load_error(tls + "  cert: not a certificate\n  key: " + Block(key)),
+            "tls_server_config.cert: no PEM block in it (-----BEGIN CERTIFICATE-----, -----BEGIN "
+            "PRIVATE KEY----- and the like)");
+  EXPECT_TRUE(load_error(tls + "  cert: " + Block(cert) +
+                         "  key: " + Block(testing::ReadFile(dir.path() / "other.key")))
+                  .starts_with("tls_server_config.key: "));
+  EXPECT_EQ(load_error(tls + "  cert: " + Block(cert) + "  key: " + Block(key) +
+                       "  client_auth_type: VerifyClientCertIfGiven\n  client_ca: just text\n"),
+            "tls_server_config.client_ca: no PEM block in it (-----BEGIN CERTIFICATE-----, "
+            "-----BEGIN PRIVATE KEY----- and the like)");
 }
 
 // Durations as Go's time.ParseDuration reads them, which is how the toolkit's YAML reads

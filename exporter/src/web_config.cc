@@ -310,7 +310,7 @@ bool HasAllowedSan(X509_STORE_CTX* store) {
   const auto* const allowed = static_cast<const std::vector<std::string>*>(
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), AllowedSansIndex()));
   for (const std::string& name : SubjectAltNames(X509_STORE_CTX_get_current_cert(store))) {
-    if (std::ranges::find(*allowed, name) != allowed->end()) return true;
+    if (allowed != nullptr && std::ranges::find(*allowed, name) != allowed->end()) return true;
   }
   // As Go answers a VerifyPeerCertificate error: a bad_certificate alert.
   X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
@@ -706,8 +706,8 @@ std::optional<std::chrono::nanoseconds> ParseGoDuration(std::string_view text) {
                                                                                  {"s", 1e9},
                                                                                  {"m", 60e9},
                                                                                  {"h", 3600e9}}};
-  double total = 0;
   if (text.empty()) return std::nullopt;
+  double total = 0;
   while (!text.empty()) {
     const std::size_t number_size = text.find_first_not_of("0123456789.");
     const std::string_view number = text.substr(0, number_size);
@@ -843,8 +843,12 @@ WebSecurity::WebSecurity(WebConfig config)
   };
   const bool sans = !tls.client_allowed_sans.empty();
   if (sans) {
-    SSL_CTX_set_ex_data(context, AllowedSansIndex(),
-                        new std::vector<std::string>(tls.client_allowed_sans));
+    // The context's once set: freed with it.
+    auto* const allowed = new std::vector<std::string>(tls.client_allowed_sans);
+    if (SSL_CTX_set_ex_data(context, AllowedSansIndex(), allowed) != 1) {
+      delete allowed;
+      throw ConfigError("tls_server_config.client_allowed_sans: " + OpenSslError());
+    }
   }
   const std::string& type = tls.client_auth_type;
   if (type == "RequestClientCert") {

@@ -300,9 +300,12 @@ TEST_F(WebConfigTest, RateLimitRefusesRequestsBeyondTheBurstWith429) {
   EXPECT_LE(retry_after, 3600);
   EXPECT_EQ(HttpGet(port_, "/debug", {{"Authorization", BasicAuth("alice", "wrong")}}).status, 429U)
       << "counted before the credentials";
+  // Answered, whatever they say (/readyz may still be 503 on a slow start), not refused.
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(HttpGet(port_, "/healthz").status, 200U) << i;
-    EXPECT_EQ(HttpGet(port_, "/readyz").status, 200U) << i;
+    for (const char* probe : {"/healthz", "/readyz"}) {
+      const unsigned status = HttpGet(port_, probe).status;
+      EXPECT_TRUE(status == 200 || status == 503) << probe << " " << status;
+    }
   }
 
   // The same limit, reloaded (with a header, to see the reload applied): the bucket stays spent.

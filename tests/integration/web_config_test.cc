@@ -549,17 +549,11 @@ TEST_F(WebConfigTest, CipherSuitesAndCurvesLimitWhatIsNegotiated) {
 // cert, key and client_ca inline: the daemon serves the certificate with its chain, verifies
 // client certificates against the inline CA, and its healthcheck presents the inline pair.
 TEST_F(WebConfigTest, InlineCertificateKeyAndClientCaServeAsTheirFilesWould) {
-  const auto block = [](const std::string& text) {
-    std::string yaml = "|\n";
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) yaml += "    " + line + "\n";
-    return yaml;
-  };
   const std::string chain = ReadFile(Pki("server.crt")) + ReadFile(Pki("ca.crt"));
-  Start("tls_server_config:\n  cert: " + block(chain) +
-        "  key: " + block(ReadFile(Pki("server.key"))) +
+  Start("tls_server_config:\n  cert: " + PemBlock(chain) +
+        "  key: " + PemBlock(ReadFile(Pki("server.key"))) +
         "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: " +
-        block(ReadFile(Pki("ca.crt"))));
+        PemBlock(ReadFile(Pki("ca.crt"))));
   const std::string client = "--cert " + Pki("client.crt") + " --key " + Pki("client.key");
   EXPECT_EQ(Https("/metrics", client).status, 200U);
   EXPECT_EQ(Https("/metrics").status, 0U) << "no client certificate";

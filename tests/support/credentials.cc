@@ -1,5 +1,6 @@
 #include "credentials.h"
 
+#include <sstream>
 #include <stdexcept>
 
 #include "daemon_process.h"
@@ -30,6 +31,13 @@ std::string BcryptHash(const std::string& password, int cost) {
   const std::string line =
       MustRun("htpasswd -nbBC " + std::to_string(cost) + " user '" + password + "'");
   return line.substr(line.find(':') + 1, line.find('\n') - line.find(':') - 1);
+}
+
+std::string PemBlock(const std::string& pem) {
+  std::string block = "|\n";
+  std::istringstream lines(pem);
+  for (std::string line; std::getline(lines, line);) block += "    " + line + "\n";
+  return block;
 }
 
 }  // namespace poolwatch::testing

@@ -18,4 +18,8 @@ void SelfSignedCertificate(const std::filesystem::path& dir, const std::string& 
 // ("$2y$05$...").
 std::string BcryptHash(const std::string& password, int cost);
 
+// PEM text (a certificate, a key) as the value of a tls_server_config key, inline: a YAML
+// literal block ("|" and the lines indented under a key at two spaces), newline-terminated.
+std::string PemBlock(const std::string& pem);
+
 }  // namespace poolwatch::testing

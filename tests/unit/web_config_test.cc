@@ -228,18 +228,6 @@ TEST(WebConfigTest, ReadsCipherSuitesAndCurvesByGosNames) {
             "\"maybe\" (line 4)");
 }
 
-// `text` as a YAML block scalar under a key indented by two.
-std::string Block(const std::string& text) {
-  std::string block = "|\n";
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find('\n', start);
-    block += "    " + text.substr(start, end - start) + "\n";
-    start = end == std::string::npos ? text.size() : end + 1;
-  }
-  return block;
-}
-
 // cert, key and client_ca inline, as PEM text in the web config (a Kubernetes Secret rendered
 // into it, say): each instead of its file, and nothing on disk to watch for renewal.
 TEST(WebConfigTest, ReadsInlinePemInsteadOfFiles) {
@@ -250,8 +238,9 @@ TEST(WebConfigTest, ReadsInlinePemInsteadOfFiles) {
   const std::string key = testing::ReadFile(dir.path() / "server.key");
   const std::string ca = testing::ReadFile(dir.path() / "other.crt");
   const WebConfig config = ParseWebConfig(
-      "tls_server_config:\n  cert: " + Block(cert) + "  key: " + Block(key) +
-          "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: " + Block(ca),
+      "tls_server_config:\n  cert: " + testing::PemBlock(cert) +
+          "  key: " + testing::PemBlock(key) +
+          "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: " + testing::PemBlock(ca),
       "web.yml", dir.path());
   ASSERT_TRUE(config.tls);
   EXPECT_EQ(config.tls->cert, cert);
@@ -264,12 +253,12 @@ TEST(WebConfigTest, ReadsInlinePemInsteadOfFiles) {
   const std::string tls = "tls_server_config:\n";
   EXPECT_EQ(ErrorOf(tls + "  cert_file: a.crt\n  cert: x\n  key_file: a.key\n"),
             "web.yml: tls_server_config.cert: set beside cert_file: give one of them (line 3)");
-  EXPECT_EQ(ErrorOf(tls + "  key: " + Block(key)),
+  EXPECT_EQ(ErrorOf(tls + "  key: " + testing::PemBlock(key)),
             "web.yml: tls_server_config.cert_file: missing (key is set) (line 2)");
-  EXPECT_EQ(ErrorOf(tls + "  cert: " + Block(cert)),
+  EXPECT_EQ(ErrorOf(tls + "  cert: " + testing::PemBlock(cert)),
             "web.yml: tls_server_config.key_file: missing (cert is set) (line 2)");
-  EXPECT_EQ(ErrorOf(tls + "  cert: " + Block(cert) + "  key: " + Block(key) +
-                    "  client_ca: " + Block(ca)),
+  EXPECT_EQ(ErrorOf(tls + "  cert: " + testing::PemBlock(cert) +
+                    "  key: " + testing::PemBlock(key) + "  client_ca: " + testing::PemBlock(ca)),
             "web.yml: tls_server_config.client_ca: set, but client_auth_type NoClientCert does "
             "not verify client certificates (line 2)");
 
@@ -282,16 +271,17 @@ TEST(WebConfigTest, ReadsInlinePemInsteadOfFiles) {
     }
     return "";
   };
-  EXPECT_EQ(load_error(tls + "  cert: not a certificate\n  key: " + Block(key)),
+  EXPECT_EQ(load_error(tls + "  cert: not a certificate\n  key: " + testing::PemBlock(key)),
             "tls_server_config.cert: no PEM block in it (-----BEGIN CERTIFICATE-----, -----BEGIN "
             "PRIVATE KEY----- and the like)");
-  EXPECT_TRUE(load_error(tls + "  cert: " + Block(cert) +
-                         "  key: " + Block(testing::ReadFile(dir.path() / "other.key")))
+  EXPECT_TRUE(load_error(tls + "  cert: " + testing::PemBlock(cert) +
+                         "  key: " + testing::PemBlock(testing::ReadFile(dir.path() / "other.key")))
                   .starts_with("tls_server_config.key: "));
-  EXPECT_EQ(load_error(tls + "  cert: " + Block(cert) + "  key: " + Block(key) +
-                       "  client_auth_type: VerifyClientCertIfGiven\n  client_ca: just text\n"),
-            "tls_server_config.client_ca: no PEM block in it (-----BEGIN CERTIFICATE-----, "
-            "-----BEGIN PRIVATE KEY----- and the like)");
+  EXPECT_EQ(
+      load_error(tls + "  cert: " + testing::PemBlock(cert) + "  key: " + testing::PemBlock(key) +
+                 "  client_auth_type: VerifyClientCertIfGiven\n  client_ca: just text\n"),
+      "tls_server_config.client_ca: no PEM block in it (-----BEGIN CERTIFICATE-----, "
+      "-----BEGIN PRIVATE KEY----- and the like)");
 }
 
 // Durations as Go's time.ParseDuration reads them, which is how the toolkit's YAML reads

@@ -117,11 +117,10 @@ int TlsVersion(std::string_view name) {
 }
 
 // The suites of Go's tls.CipherSuites() (those without known security issues), by the names the
-// toolkit reads; OpenSSL knows each by the same (RFC) name. The first three are TLS 1.3's.
-constexpr std::array<std::string_view, 17> kGoCipherSuites = {
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
+// toolkit reads (RFC names; OPENSSL_cipher_name gives OpenSSL's). TLS 1.3's, then the older ones.
+constexpr std::array<std::string_view, 3> kGoTls13Suites = {
+    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
+constexpr std::array<std::string_view, 14> kGoTls12Suites = {
     "TLS_RSA_WITH_AES_128_CBC_SHA",
     "TLS_RSA_WITH_AES_256_CBC_SHA",
     "TLS_RSA_WITH_AES_128_GCM_SHA256",
@@ -137,13 +136,12 @@ constexpr std::array<std::string_view, 17> kGoCipherSuites = {
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"};
 
-bool IsGoCipherSuite(std::string_view name) {
-  return std::ranges::find(kGoCipherSuites, name) != kGoCipherSuites.end();
+bool IsTls13Suite(std::string_view name) {
+  return std::ranges::find(kGoTls13Suites, name) != kGoTls13Suites.end();
 }
 
-bool IsTls13Suite(std::string_view name) {
-  return std::ranges::find(kGoCipherSuites.begin(), kGoCipherSuites.begin() + 3, name) !=
-         kGoCipherSuites.begin() + 3;
+bool IsGoCipherSuite(std::string_view name) {
+  return IsTls13Suite(name) || std::ranges::find(kGoTls12Suites, name) != kGoTls12Suites.end();
 }
 
 // OpenSSL's name of the group the toolkit calls `curve`; empty for none it knows.

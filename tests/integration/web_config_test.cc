@@ -331,15 +331,19 @@ TEST_F(WebConfigTest, RateLimitRefusesRequestsBeyondTheBurstWith429) {
   })) << daemon_->Log();
   for (int i = 0; i < 10; ++i) EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U) << i;
 
-  // Back: a full bucket of three, the first taken by the request that sees the reload.
+  // Back: a full bucket of three. The request that sees the reload's header may or may not have
+  // taken a token (the limit is asked when a request is read, the headers when its response is
+  // written), so two or three more get through before the 429.
   dir_.Write("web.yml", limit + deny + Users({"alice"}));
   daemon_->Signal(SIGHUP);
   ASSERT_TRUE(Eventually([&] {
     const HttpResult response = HttpGet(port_, "/metrics", alice);
     return response.status == 200 && response.headers.at("x-frame-options") == "deny";
   })) << daemon_->Log();
-  EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U);
-  EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 200U);
+  int served_after = 0;
+  while (served_after < 10 && HttpGet(port_, "/metrics", alice).status == 200) ++served_after;
+  EXPECT_GE(served_after, 2);
+  EXPECT_LE(served_after, 3);
   EXPECT_EQ(HttpGet(port_, "/metrics", alice).status, 429U);
   EXPECT_TRUE(daemon_->WaitForLog("rate limit: bursts of 3, one request per 1h")) << daemon_->Log();
 }

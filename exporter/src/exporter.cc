@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "http_handler.h"
+#include "http_metrics.h"
 #include "http_server.h"
 #include "poolwatch/process_collector.h"
 #include "poolwatch/version.h"
@@ -79,7 +80,7 @@ struct Exporter::Impl {
         publisher(options.publisher),
         handler(HandlerSources{
             .publisher = &publisher,
-            .collectables = {&process, &build_info, &registered},
+            .collectables = {&process, &build_info, &http_metrics, &registered},
             .liveness = [this] { return liveness ? liveness() : DefaultLiveness(); },
             .readiness = [this] { return readiness ? readiness() : DefaultReadiness(); },
             .diagnostics = [this] { return Diagnostics(); },
@@ -144,6 +145,7 @@ struct Exporter::Impl {
   MetricsPublisher publisher;
   ProcessCollector process;
   prometheus::Registry build_info;
+  HttpMetrics http_metrics;  // the server's, counted while it serves
   Registered registered;
   std::vector<std::unique_ptr<DiagnosticsStore>> diagnostics;  // fixed once serving starts
   std::vector<std::unique_ptr<Heartbeat>> heartbeats;          // likewise
@@ -240,9 +242,9 @@ void Exporter::Start(boost::asio::io_context& io) {
   if (impl_->server) throw std::logic_error("Exporter::Start: started already");
   impl_->started_at = Clock::now().time_since_epoch().count();
   impl_->io = &io;
-  impl_->server = std::make_unique<HttpServer>(io, impl_->address, impl_->options.http,
-                                               impl_->handler, impl_->options.web,
-                                               impl_->options.server_name, impl_->options.log);
+  impl_->server = std::make_unique<HttpServer>(
+      io, impl_->address, impl_->options.http, impl_->handler, impl_->http_metrics,
+      impl_->options.web, impl_->options.server_name, impl_->options.log);
   impl_->server->Start();
   impl_->Log(LogLevel::kInfo, "exporter listening on " + impl_->server->local_address() + " (" +
                                   Describe(impl_->options.web.get()) + ")");

@@ -94,11 +94,13 @@ class Connection {
 };
 
 struct ServerState {
-  ServerState(const HttpHandler& h, HttpOptions l, std::shared_ptr<const WebSecurity> web,
-              std::string server_name, asio::thread_pool::executor_type bcrypt_executor,
+  ServerState(const HttpHandler& h, HttpMetrics& m, HttpOptions l,
+              std::shared_ptr<const WebSecurity> web, std::string server_name,
+              asio::thread_pool::executor_type bcrypt_executor,
               asio::thread_pool::executor_type exposition_executor,
               asio::thread_pool::executor_type page_executor)
       : handler(h),
+        metrics(m),
         limits(std::move(l)),
         name(std::move(server_name)),
         hasher(std::move(bcrypt_executor)),
@@ -135,6 +137,7 @@ struct ServerState {
   }
 
   const HttpHandler& handler;
+  HttpMetrics& metrics;  // every response written, every handshake that failed
   HttpOptions limits;
   const std::string name;
   asio::thread_pool::executor_type hasher;  // runs bcrypt, off the I/O thread
@@ -265,7 +268,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   const HttpOptions& Limits() const { return State().limits; }
 
   void OnHandshake(beast::error_code ec, std::size_t used) {
-    if (ec) return Lowest().close();  // not TLS after all, a bad certificate, a timeout
+    if (ec) {  // not TLS after all, a bad certificate, a timeout
+      State().metrics.CountFailedHandshake();
+      return Lowest().close();
+    }
     buffer_.consume(used);
     Read();
   }
@@ -279,6 +285,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     Lowest().expires_after(first_ ? Limits().header_timeout : Limits().idle_timeout);
     first_ = false;
     awaiting_header_ = true;
+    target_.clear();  // until this request's is read: a refusal before then is "other"
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, Self()));
   }
@@ -400,6 +407,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
 
   void Write(Response&& response) {
     response_ = std::move(response);
+    State().metrics.CountResponse(target_, response_.result_int());
     // The web config's own headers (http_server_config.headers), as of the latest reload.
     if (const std::shared_ptr<const Security> security = State().CurrentSecurity(); security->web) {
       for (const auto& [name, value] : security->web->config().headers) response_.set(name, value);
@@ -488,6 +496,7 @@ class Detector : public Connection, public std::enable_shared_from_this<Detector
           ->Run();
       return;
     }
+    slot_.state().metrics.CountResponse("", 400);
     static constexpr std::string_view kAnswer =
         "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
         "Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
@@ -602,13 +611,14 @@ std::string ProbeHealth(const ListenAddress& address, std::chrono::milliseconds 
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, const HttpOptions& limits, const HttpHandler& handler,
-       std::shared_ptr<const WebSecurity> web, std::string name, LogCallback log_callback)
+       HttpMetrics& metrics, std::shared_ptr<const WebSecurity> web, std::string name,
+       LogCallback log_callback)
       : io_context(io),
         log(std::move(log_callback)),
         acceptor(asio::make_strand(io)),
-        shared(std::make_shared<ServerState>(handler, limits, std::move(web), std::move(name),
-                                             hasher.get_executor(), expositions.get_executor(),
-                                             pages.get_executor())) {}
+        shared(std::make_shared<ServerState>(handler, metrics, limits, std::move(web),
+                                             std::move(name), hasher.get_executor(),
+                                             expositions.get_executor(), pages.get_executor())) {}
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(io_context),
@@ -717,9 +727,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 HttpServer::HttpServer(asio::io_context& io, const ListenAddress& address,
-                       const HttpOptions& limits, const HttpHandler& handler,
+                       const HttpOptions& limits, const HttpHandler& handler, HttpMetrics& metrics,
                        std::shared_ptr<const WebSecurity> web, std::string name, LogCallback log)
-    : impl_(std::make_shared<Impl>(io, limits, handler, std::move(web), std::move(name),
+    : impl_(std::make_shared<Impl>(io, limits, handler, metrics, std::move(web), std::move(name),
                                    std::move(log))) {
   // Each pool's one thread by its work, for top -H, perf and gdb.
   for (auto [pool, thread_name] :

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "http_handler.h"
+#include "http_metrics.h"
 #include "poolwatch/exporter/exporter.h"
 #include "poolwatch/exporter/options.h"
 
@@ -38,11 +39,13 @@ class HttpServer {
  public:
   // Binds and listens at once. Throws std::runtime_error naming the address when it cannot
   // (address in use, permission, unknown host).
-  // `web`: TLS and basic auth (null: plain HTTP, no auth). `name`: the Server header, and the
-  // basic-auth realm. `log`: where a reload of changed TLS files is told (may be null).
+  // `metrics`: where every response and failed TLS handshake is counted (it must outlive the
+  // server). `web`: TLS and basic auth (null: plain HTTP, no auth). `name`: the Server header,
+  // and the basic-auth realm. `log`: where a reload of changed TLS files is told (may be null).
   HttpServer(boost::asio::io_context& io, const ListenAddress& address, const HttpOptions& limits,
-             const HttpHandler& handler, std::shared_ptr<const WebSecurity> web = nullptr,
-             std::string name = "poolwatch", LogCallback log = {});
+             const HttpHandler& handler, HttpMetrics& metrics,
+             std::shared_ptr<const WebSecurity> web = nullptr, std::string name = "poolwatch",
+             LogCallback log = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -201,6 +201,47 @@ TEST_F(HostileClientsTest, UnknownMethodsGet405AndGarbageGets400) {
   ExpectPromptScrape();
 }
 
+// poolwatch_http_requests_total counts every answer by endpoint and code, whatever the path
+// asked for: a request refused before its path was read, or on a path not served, is "other"
+// (also on a connection whose request before had a path).
+TEST_F(HostileClientsTest, EveryAnswerIsCountedByEndpointAndCodeWithABoundedLabel) {
+  const auto exchange = [&](const std::string& request) { return RawExchange(port_, request, 5s); };
+  const std::string close = " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  EXPECT_TRUE(exchange("GET /wp-login.php" + close).starts_with("HTTP/1.1 404"));
+  EXPECT_TRUE(exchange("GET /metrics/../.env" + close).starts_with("HTTP/1.1 404"));
+  EXPECT_TRUE(exchange("DELETE /metrics" + close).starts_with("HTTP/1.1 405"));
+  EXPECT_TRUE(exchange("GET /healthz?verbose" + close).starts_with("HTTP/1.1 200"));
+  // A page, then on the same connection a request without Host: 200 for /debug, 400 for other.
+  const std::string kept = exchange(
+      "GET /debug HTTP/1.1\r\nHost: x\r\n\r\nGET /debug HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(kept.starts_with("HTTP/1.1 200")) << kept.substr(0, 40);
+  EXPECT_NE(kept.find("HTTP/1.1 400"), std::string::npos);
+
+  const std::string prefix = "poolwatch_http_requests_total{";
+  std::map<std::string, double> counted;
+  ASSERT_TRUE(Eventually([&] {
+    counted.clear();
+    for (const auto& [series, value] : Scrape()) {
+      if (series.starts_with(prefix)) counted[series.substr(prefix.size())] = value;
+    }
+    // The scrapes count too, in the exposition made after theirs.
+    return counted.contains(R"(code="400",handler="other"})") &&
+           counted[R"(code="200",handler="/metrics"})"] >= 1;
+  })) << "not every request is counted";
+  EXPECT_EQ(counted[R"(code="404",handler="other"})"], 2);
+  EXPECT_EQ(counted[R"(code="405",handler="/metrics"})"], 1);
+  EXPECT_EQ(counted[R"(code="200",handler="/healthz"})"], 1);
+  EXPECT_EQ(counted[R"(code="200",handler="/debug"})"], 1);
+  EXPECT_EQ(counted[R"(code="400",handler="other"})"], 1);
+  EXPECT_GE(counted[R"(code="200",handler="/readyz"})"], 1) << "the fixture awaits readiness";
+  EXPECT_EQ(counted.count(R"(code="400",handler="/debug"})"), 0U);
+  for (const auto& [labels, value] : counted) {
+    EXPECT_TRUE(labels.find(R"(handler="/wp-login.php")") == std::string::npos &&
+                labels.find(".env") == std::string::npos)
+        << labels;
+  }
+}
+
 TEST_F(HostileClientsTest, PathTraversalFindsNothing) {
   for (const char* target : {"/../../etc/passwd", "/metrics/../../etc/passwd", "/%2e%2e/etc",
                              "../etc/passwd", "//etc/passwd"}) {

@@ -187,6 +187,16 @@ TEST_F(WebConfigTest, WrongOrMissingCredentialsGet401) {
   EXPECT_EQ(Https("/metrics", "-H 'Authorization: basic YWxpY2U6c2VjcmV0'").status, 200U);
   EXPECT_EQ(Https("/debug/health").status, 401U);
   EXPECT_EQ(Https("/").status, 401U);
+  // Each refusal is counted, by endpoint and code, for the next scrape that gets in.
+  EXPECT_TRUE(Eventually([&] {
+    const auto samples = ParseSamples(Scrape().body);
+    const auto count = [&](const std::string& handler) {
+      const auto it =
+          samples.find(R"(poolwatch_http_requests_total{code="401",handler=")" + handler + "\"}");
+      return it == samples.end() ? -1 : it->second;
+    };
+    return count("/metrics") == 10 && count("/debug/health") == 1 && count("/") == 1;
+  }));
 }
 
 TEST_F(WebConfigTest, ProbesAnswerWithoutCredentials) {
@@ -212,20 +222,41 @@ TEST_F(WebConfigTest, PlainHttpToTheTlsPortFailsCleanlyAndServingGoesOn) {
 
   EXPECT_TRUE(Eventually([&] { return Frames() > before + 10; })) << daemon_->Log();
   EXPECT_EQ(Scrape().status, 200U);
+  // The answers in clear text are counted as requests refused before a path was read.
+  const double refused = garbage.empty() ? 2 : 3;
+  EXPECT_TRUE(Eventually([&] {
+    return ParseSamples(
+               Scrape().body)[R"(poolwatch_http_requests_total{code="400",handler="other"})"] ==
+           refused;
+  }));
 }
 
 TEST_F(WebConfigTest, AStalledHandshakeIsClosedWithinTheHeaderTimeout) {
   Start(TlsBlock() + Users({"alice"}));
-  std::thread stalled([&] {
-    const auto start = std::chrono::steady_clock::now();
-    // The start of a TLS record, then nothing: the server waits for the rest of the hello.
-    const std::string answer = RawExchange(port_, std::string("\x16\x03\x01\x02\x00\x01", 6), 5s);
-    EXPECT_EQ(answer, "");
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "header_timeout_seconds is 1";
-  });
+  // Each sends the start of a TLS record, then nothing: the server waits for the rest. Six
+  // bytes are too few to tell a TLS client from another (Beast's detection needs nine); nine
+  // begin a ClientHello, and the handshake waits for its rest.
+  const auto stall = [&](std::string bytes) {
+    return std::thread([this, bytes = std::move(bytes)] {
+      const auto start = std::chrono::steady_clock::now();
+      const std::string answer = RawExchange(port_, bytes, 5s);
+      EXPECT_EQ(answer, "");
+      EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "header_timeout_seconds is 1";
+    });
+  };
+  std::thread undetected = stall(std::string("\x16\x03\x01\x02\x00\x01", 6));
+  std::thread in_handshake = stall(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9));
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(Scrape().status, 200U) << "other clients are served meanwhile";
-  stalled.join();
+  undetected.join();
+  in_handshake.join();
+  // The one that began a handshake is counted as a failed one; the other never was a handshake
+  // (as a TCP probe's connection is not).
+  double failed = -1;
+  EXPECT_TRUE(Eventually([&] {
+    return (failed = ParseSamples(Scrape().body)["poolwatch_http_tls_handshake_failures_total"]) ==
+           1;
+  })) << failed;
 }
 
 TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {
@@ -471,6 +502,16 @@ TEST_F(WebConfigTest, OnlyClientCertificatesWithAnAllowedSanGetIn) {
   EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
   EXPECT_EQ(Https("/metrics", with("intruder")).status, 0U);
   EXPECT_EQ(Https("/metrics", with("prometheus")).status, 200U);
+  // Every client turned away is a failed handshake on the server's side, counted: the four
+  // above, and those the daemon's start was awaited with (no certificate at all).
+  const auto failed_handshakes = [&] {
+    return ParseSamples(
+        Https("/metrics", with("prometheus")).body)["poolwatch_http_tls_handshake_failures_total"];
+  };
+  double failed = 0;
+  EXPECT_TRUE(Eventually([&] { return (failed = failed_handshakes()) >= 4; })) << failed;
+  EXPECT_EQ(Https("/metrics", with("intruder")).status, 0U);
+  EXPECT_TRUE(Eventually([&] { return failed_handshakes() == failed + 1; })) << failed;
 
   // Any certificate, signed or not, with an allowed SAN: here an IP address or an e-mail.
   Start(

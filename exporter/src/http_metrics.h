@@ -1,0 +1,47 @@
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace poolwatch::exporter {
+
+// What the HTTP server answered, as Prometheus's own servers count it
+// (prometheus_http_requests_total): poolwatch_http_requests_total{handler, code}, and the TLS
+// handshakes that failed, poolwatch_http_tls_handshake_failures_total. So that a refused scrape
+// (401, 429), a prober at the wrong path or an mTLS client turned away shows on the next scrape
+// that succeeds, with no log line per request.
+//
+// `handler` is the endpoint's path ("/metrics", "/healthz", ...) from a fixed set, or "other"
+// (a path not served, or a request refused before its path was read); the codes are the few
+// the server answers with. The series are bounded, and none is made before it is counted but
+// /metrics' 200.
+//
+// Thread-safety: thread-safe.
+class HttpMetrics final : public prometheus::Collectable {
+ public:
+  HttpMetrics();
+
+  // The handler label of a request's target (origin form, query included): its path when that
+  // is one of the exporter's endpoints, else "other". "" (nothing read) is "other".
+  static std::string_view HandlerOf(std::string_view target);
+
+  void CountResponse(std::string_view target, unsigned status);
+  void CountFailedHandshake();
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  mutable std::mutex mutex_;
+  // By (handler, code); the handler views one of the static labels.
+  std::map<std::pair<std::string_view, unsigned>, std::uint64_t> responses_;
+  std::uint64_t failed_handshakes_ = 0;
+};
+
+}  // namespace poolwatch::exporter

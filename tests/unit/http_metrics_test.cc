@@ -1,0 +1,68 @@
+#include "http_metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace poolwatch::exporter {
+namespace {
+
+// The families as {"name{labels}" -> value}, labels as Collect() orders them.
+std::map<std::string, double> Samples(const HttpMetrics& metrics) {
+  std::map<std::string, double> samples;
+  for (const auto& family : metrics.Collect()) {
+    EXPECT_EQ(family.type, prometheus::MetricType::Counter) << family.name;
+    EXPECT_FALSE(family.help.empty()) << family.name;
+    for (const auto& metric : family.metric) {
+      std::string labels;
+      for (const auto& label : metric.label) {
+        labels += (labels.empty() ? "" : ",") + label.name + "=\"" + label.value + "\"";
+      }
+      samples[family.name + (labels.empty() ? "" : "{" + labels + "}")] = metric.counter.value;
+    }
+  }
+  return samples;
+}
+
+TEST(HttpMetricsTest, NamesTheEndpointOrOtherSoThatTheLabelStaysBounded) {
+  EXPECT_EQ(HttpMetrics::HandlerOf("/metrics"), "/metrics");
+  EXPECT_EQ(HttpMetrics::HandlerOf("/metrics?name[]=x"), "/metrics");
+  EXPECT_EQ(HttpMetrics::HandlerOf("/"), "/");
+  EXPECT_EQ(HttpMetrics::HandlerOf("/debug/health"), "/debug/health");
+  EXPECT_EQ(HttpMetrics::HandlerOf("/debug/mark?name=deploy"), "/debug/mark");
+  for (const char* target :
+       {"", "/metrics/", "/Metrics", "/debug/", "/healthzz", "/../etc/passwd", "*", "?/metrics"}) {
+    EXPECT_EQ(HttpMetrics::HandlerOf(target), "other") << target;
+  }
+}
+
+TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeAndFailedHandshakes) {
+  HttpMetrics metrics;
+  // Before any request: /metrics' 200 at 0 (so that the first scrape's increase is seen), and
+  // the handshake counter.
+  EXPECT_EQ(Samples(metrics),
+            (std::map<std::string, double>{
+                {R"(poolwatch_http_requests_total{code="200",handler="/metrics"})", 0},
+                {"poolwatch_http_tls_handshake_failures_total", 0}}));
+  metrics.CountResponse("/metrics", 200);
+  metrics.CountResponse("/metrics?x=1", 200);
+  metrics.CountResponse("/metrics", 401);
+  metrics.CountResponse("/wp-login.php", 404);
+  metrics.CountResponse("/.env", 404);
+  metrics.CountResponse("", 431);
+  metrics.CountResponse("/readyz", 503);
+  metrics.CountFailedHandshake();
+  metrics.CountFailedHandshake();
+  EXPECT_EQ(Samples(metrics),
+            (std::map<std::string, double>{
+                {R"(poolwatch_http_requests_total{code="200",handler="/metrics"})", 2},
+                {R"(poolwatch_http_requests_total{code="401",handler="/metrics"})", 1},
+                {R"(poolwatch_http_requests_total{code="404",handler="other"})", 2},
+                {R"(poolwatch_http_requests_total{code="431",handler="other"})", 1},
+                {R"(poolwatch_http_requests_total{code="503",handler="/readyz"})", 1},
+                {"poolwatch_http_tls_handshake_failures_total", 2}}));
+}
+
+}  // namespace
+}  // namespace poolwatch::exporter

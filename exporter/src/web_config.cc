@@ -791,6 +791,18 @@ WebSecurity::WebSecurity(WebConfig config)
   const auto fail = [](const std::string& key, const std::filesystem::path& file) {
     throw ConfigError("tls_server_config." + key + ": " + file.string() + ": " + OpenSslError());
   };
+  // OpenSSL would wait for ever on a FIFO (at the start, or on the acceptor's strand when the
+  // files change on disk) and read a directory as "no start line": refused by name first.
+  for (const auto& [key, file] :
+       {std::pair{"cert_file", &tls.cert_file}, std::pair{"key_file", &tls.key_file},
+        std::pair{"client_ca_file", &tls.client_ca_file}}) {
+    std::error_code ec;
+    if (!file->empty() && std::filesystem::exists(*file, ec) &&
+        !std::filesystem::is_regular_file(*file, ec)) {
+      throw ConfigError(std::string("tls_server_config.") + key + ": " + file->string() +
+                        ": not a regular file");
+    }
+  }
   SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_default_passwd_cb(context, NoPassword);
   if (tls.prefer_server_cipher_suites) {

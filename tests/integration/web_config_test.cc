@@ -3,6 +3,7 @@
 // poolwatchd verifies with), and curl and Prometheus as the clients.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -733,6 +734,21 @@ TEST_F(WebConfigTest, BadWebConfigsAreRefusedNamingWhatIsWrong) {
   refused("basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: must be a bcrypt hash");
   refused("tls_server_confg: {}\n", "tls_server_confg: unknown key (line 1)");
   refused("tls_server_config: [", "not valid YAML");
+  refused(TlsBlock("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " +
+                   dir_.path().string() + "\n"),
+          "tls_server_config.client_ca_file: " + dir_.path().string() + ": not a regular file");
+  // A FIFO would have OpenSSL wait for a writer for ever: refused at once.
+  const std::string fifo = (dir_.path() / "fifo.crt").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string web_path =
+      dir_.Write("fifo-web.yml", "tls_server_config:\n  cert_file: " + fifo +
+                                     "\n  key_file: " + Pki("server.key") + "\n");
+  const RunResult run = RunCommand(std::string("timeout 10 ") + POOLWATCHD_PATH +
+                                   " --web.config.file " + web_path + " --check-config");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("tls_server_config.cert_file: " + fifo + ": not a regular file"),
+            std::string::npos)
+      << run.output;
 }
 
 TEST_F(WebConfigTest, AnEmptyWebConfigMeansPlainHttpWithoutAuth) {
@@ -820,6 +836,19 @@ TEST_F(WebConfigTest, ARenewedCertificateIsServedWithoutASignal) {
   EXPECT_TRUE(Eventually([&] { return served() == "subject=CN = third\n"; })) << daemon_->Log();
   EXPECT_EQ(ParseSamples(scrape().body).at("poolwatch_config_last_reload_successful"), 1)
       << "not a config reload";
+
+  // A FIFO renamed over the certificate would block the acceptor in OpenSSL's read, and no
+  // connection would be accepted again: it is refused, and the running pair serves on.
+  ASSERT_EQ(mkfifo((dir_.path() / "next").c_str(), 0600), 0);
+  std::filesystem::rename(dir_.path() / "next", dir_.path() / "tls.crt");
+  ASSERT_TRUE(Eventually([&] {
+    served();
+    return daemon_->Log().find(
+               "tls_server_config.cert_file: " + (dir_.path() / "tls.crt").string() +
+               ": not a regular file") != std::string::npos;
+  })) << daemon_->Log();
+  EXPECT_EQ(served(), "subject=CN = third\n");
+  EXPECT_EQ(scrape().status, 200U);
 }
 
 // The real Prometheus scrapes over TLS, checking the certificate, with basic auth; a job with a

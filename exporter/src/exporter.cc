@@ -81,7 +81,7 @@ struct Exporter::Impl {
         handler(HandlerSources{
             .publisher = &publisher,
             .collectables = {&process, &build_info, &http_metrics, &registered},
-            .liveness = [this] { return liveness ? liveness() : DefaultLiveness(); },
+            .liveness = [this] { return Liveness(); },
             .readiness = [this] { return readiness ? readiness() : DefaultReadiness(); },
             .diagnostics = [this] { return Diagnostics(); },
             .generation = [this] { return publisher.Generation(); },
@@ -115,6 +115,8 @@ struct Exporter::Impl {
     for (const auto& store : diagnostics) reports.push_back(store->Report());
     return reports;
   }
+
+  Probe Liveness() const { return liveness ? liveness() : DefaultLiveness(); }
 
   Probe DefaultLiveness() const {
     using std::chrono::duration_cast;
@@ -291,6 +293,8 @@ void Exporter::SetWebSecurity(std::shared_ptr<const WebSecurity> web) {
 }
 
 const MetricsPublisher& Exporter::publisher() const { return impl_->publisher; }
+
+Probe Exporter::Liveness() const { return impl_->Liveness(); }
 
 std::vector<DiagnosticsReport> Exporter::Diagnostics() const { return impl_->Diagnostics(); }
 

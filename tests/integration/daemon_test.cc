@@ -1,8 +1,12 @@
 // The real poolwatchd binary, started as a child process and talked to over real HTTP.
 #include <gtest/gtest.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -11,6 +15,7 @@
 #include "daemon_process.h"
 #include "gunzip.h"
 #include "http_client.h"
+#include "notify_socket.h"
 
 namespace poolwatch::testing {
 namespace {
@@ -320,6 +325,74 @@ TEST(DaemonLogTest, ALogReaderThatGoesAwayDoesNotStopTheDaemon) {
   EXPECT_GT(frames(), before);
   daemon.Signal(SIGTERM);
   EXPECT_EQ(daemon.WaitExit(5s), 0);
+}
+
+// The id of the daemon's thread named `name`, or 0.
+pid_t ThreadNamed(pid_t pid, const std::string& name) {
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    if (ReadFile(task.path() / "comm") == name + "\n") {
+      return static_cast<pid_t>(std::stol(task.path().filename().string()));
+    }
+  }
+  return 0;
+}
+
+// With Type=notify, systemd learns from poolwatchd when it serves, reloads and stops; with
+// WatchdogSec=, it gets a ping at half the interval while the loops tick, and none once a loop
+// hangs (its tick thread stopped by ptrace, the rest of the daemon running), so that systemd
+// would restart it.
+TEST_F(DaemonTest, SystemdIsToldItsStatesAndItsWatchdogIsFedOnlyWhileTheLoopsTick) {
+  const NotifySocket systemd(dir_.path() / "notify");
+  ASSERT_TRUE(systemd.bound()) << std::strerror(errno);
+  {
+    const ScopedEnvironment environment{{"NOTIFY_SOCKET", (dir_.path() / "notify").string()},
+                                        {"WATCHDOG_USEC", "400000"}};
+    Start(ConfigJson("steady"));
+  }
+  const std::string serving =
+      "serving on 127.0.0.1:" + std::to_string(port_) + ", 1 loop(s), 1 pool(s)";
+  EXPECT_EQ(systemd.ReceiveState(), "READY=1\nSTATUS=" + serving);
+  EXPECT_TRUE(daemon_->WaitForLog("feeding systemd's watchdog every 200 ms")) << daemon_->Log();
+  int pings = 0;
+  while (pings < 3 && systemd.Receive(2s) == "WATCHDOG=1") ++pings;
+  EXPECT_EQ(pings, 3);
+
+  // A reload: RELOADING=1 with the monotonic time, then READY=1; a refused one says so.
+  timespec before{};
+  clock_gettime(CLOCK_MONOTONIC, &before);
+  daemon_->Signal(SIGHUP);
+  const std::string reloading = systemd.ReceiveState();
+  ASSERT_TRUE(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC=")) << reloading;
+  const long long usec = std::stoll(reloading.substr(reloading.find('=', 12) + 1));
+  EXPECT_GE(usec, before.tv_sec * 1'000'000LL + before.tv_nsec / 1000) << reloading;
+  EXPECT_EQ(systemd.ReceiveState(), "READY=1\nSTATUS=" + serving);
+  dir_.Write("poolwatchd.json", "{");
+  daemon_->Signal(SIGHUP);
+  EXPECT_TRUE(systemd.ReceiveState().starts_with("RELOADING=1\n"));
+  EXPECT_EQ(systemd.ReceiveState(),
+            "READY=1\nSTATUS=" + serving + "; the last reload was refused, see the log");
+
+  // The loop hangs: its thread stopped, the rest of the daemon runs on.
+  const pid_t tick = ThreadNamed(daemon_->pid(), "pw-tick-main");
+  ASSERT_NE(tick, 0);
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, tick, nullptr, nullptr), 0) << std::strerror(errno);
+  ASSERT_EQ(ptrace(PTRACE_INTERRUPT, tick, nullptr, nullptr), 0) << std::strerror(errno);
+  int status = 0;
+  ASSERT_EQ(waitpid(tick, &status, __WALL), tick);
+  const std::string starving = systemd.ReceiveState();
+  EXPECT_TRUE(starving.starts_with("STATUS=not alive: loop main stalled: no snapshot for "))
+      << starving;
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 503U);
+  EXPECT_EQ(systemd.Receive(1s), "") << "no ping while the loop hangs";
+  EXPECT_TRUE(daemon_->WaitForLog("systemd's watchdog is no longer fed")) << daemon_->Log();
+  ASSERT_EQ(ptrace(PTRACE_DETACH, tick, nullptr, nullptr), 0) << std::strerror(errno);
+  EXPECT_EQ(systemd.Receive(), "WATCHDOG=1\nSTATUS=" + serving);
+  EXPECT_EQ(systemd.Receive(), "WATCHDOG=1");
+
+  daemon_->Signal(SIGTERM);
+  EXPECT_EQ(systemd.ReceiveState(), "STOPPING=1");
+  EXPECT_EQ(daemon_->WaitExit(), 0);
 }
 
 TEST_F(DaemonTest, SighupWithABrokenFileKeepsTheOldConfigThenAGoodOneApplies) {

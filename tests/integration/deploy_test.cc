@@ -6,12 +6,14 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "credentials.h"
 #include "daemon_process.h"
+#include "notify_socket.h"
 
 namespace poolwatch::testing {
 namespace {
@@ -201,7 +203,8 @@ TEST(DeployTest, EveryShippedScrapeHasASampleLimitWithHeadroom) {
 TEST(DeployTest, SystemdUnitVerifiesCleanAndIsHardened) {
   const std::string unit = ReadFile(kSource / "deploy/systemd/poolwatchd.service");
   for (const char* line : {"DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes",
-                           "ExecReload=/bin/kill -HUP $MAINPID", "CapabilityBoundingSet=\n"}) {
+                           "ExecReload=/bin/kill -HUP $MAINPID", "CapabilityBoundingSet=\n",
+                           "Type=notify\n", "WatchdogSec=", "Restart=on-failure\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << line;
   }
   // Verified with the real binary in place of the install path: systemd-analyze prints every
@@ -307,8 +310,19 @@ TEST(DeployTest, SystemdSandboxAllowsEverySyscallAndSocketFamilyTheDaemonUses) {
       {"name": "audio", "tick_hz": 200, "pools": [
         {"name": "audio", "trim_idle_frames": 10, "workload": {"scenario": "spike"}}]}]})");
   const std::string trace = (dir.path() / "strace.txt").string();
-  ChildProcess strace({"/usr/bin/strace", "-f", "-qq", "-e", "signal=none", "-o", trace,
-                       POOLWATCHD_PATH, "--config", config});
+  // As systemd starts it (Type=notify, WatchdogSec=): it tells systemd its states, and feeds
+  // the watchdog, here every 10 s (the first at once), so that the messages stay below the
+  // socket's queue (net.unix.max_dgram_qlen, 10 here) while nothing reads them.
+  const NotifySocket systemd(dir.path() / "notify");
+  ASSERT_TRUE(systemd.bound());
+  std::optional<ChildProcess> started;
+  {
+    const ScopedEnvironment environment{{"NOTIFY_SOCKET", systemd.path().string()},
+                                        {"WATCHDOG_USEC", "20000000"}};
+    started.emplace(std::vector<std::string>{"/usr/bin/strace", "-f", "-qq", "-e", "signal=none",
+                                             "-o", trace, POOLWATCHD_PATH, "--config", config});
+  }
+  ChildProcess& strace = *started;
   // The daemon is strace's child, the first pid in the trace. Stopping strace would only detach
   // it, so on any early return it is killed by its own pid.
   pid_t daemon = 0;
@@ -350,6 +364,12 @@ TEST(DeployTest, SystemdSandboxAllowsEverySyscallAndSocketFamilyTheDaemonUses) {
   EXPECT_EQ(curl(alice, "/debug"), "200");
   kill(daemon, SIGTERM);
   ASSERT_EQ(strace.WaitExit(std::chrono::seconds{20}), 0) << strace.Log();
+  std::set<std::string> told;
+  for (std::string state = systemd.Receive(std::chrono::seconds{1}); !state.empty();
+       state = systemd.Receive(std::chrono::seconds{1})) {
+    told.insert(state.substr(0, state.find('\n')));
+  }
+  EXPECT_EQ(told, (std::set<std::string>{"READY=1", "WATCHDOG=1", "RELOADING=1", "STOPPING=1"}));
   guard.pid = 0;  // exited: the pid is no longer its own
 
   std::set<std::string> used;

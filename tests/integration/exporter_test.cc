@@ -119,6 +119,39 @@ TEST(ExporterTest, ServesEveryAttachedLoopOnPortZeroFromItsOwnThread) {
   EXPECT_NE(HttpGet(exporter.port(), "/healthz").status, 200U) << "the listener is closed";
 }
 
+// Liveness() is the verdict /healthz answers with, for a watchdog of the embedder's (systemd's
+// in poolwatchd): a loop that stops publishing fails both, with the same detail; a probe set
+// replaces the default in both.
+TEST(ExporterTest, LivenessIsWhatHealthzAnswers) {
+  Options options;
+  options.http.listen = "127.0.0.1:0";
+  Exporter exporter(options);
+  TestLoop loop("sim", "render");
+  exporter.Attach(loop.monitor);
+  EXPECT_FALSE(exporter.Liveness().ok) << "not started";
+  exporter.Start();
+  loop.Run(2);
+  EXPECT_TRUE(exporter.Liveness().ok) << exporter.Liveness().detail;
+  EXPECT_EQ(HttpGet(exporter.port(), "/healthz").status, 200U);
+  // No frame for over a second: ten snapshot intervals of 10 ms, at least 1 s.
+  Probe stalled;
+  ASSERT_TRUE(Eventually([&] { return !(stalled = exporter.Liveness()).ok; }, 5s));
+  EXPECT_TRUE(stalled.detail.starts_with("loop sim stalled: no snapshot for ")) << stalled.detail;
+  const auto healthz = HttpGet(exporter.port(), "/healthz");
+  EXPECT_EQ(healthz.status, 503U);
+  EXPECT_TRUE(healthz.body.starts_with("loop sim stalled: ")) << healthz.body;
+  loop.Run(1);
+  EXPECT_TRUE(exporter.Liveness().ok) << exporter.Liveness().detail;
+  exporter.Stop();
+
+  Exporter probed(options);
+  probed.SetLivenessProbe([] { return Probe{false, "the engine says no"}; });
+  probed.Start();
+  EXPECT_EQ(probed.Liveness().detail, "the engine says no");
+  EXPECT_EQ(HttpGet(probed.port(), "/healthz").body, "the engine says no\n");
+  probed.Stop();
+}
+
 TEST(ExporterTest, ServesOnTheEmbeddersIoContext) {
   boost::asio::io_context io;
   Options options;

@@ -130,6 +130,10 @@ class Exporter {
   // exporter-toolkit does; files that do not load are logged once and the running ones stay.
   void SetWebSecurity(std::shared_ptr<const WebSecurity> web);
 
+  // The verdict /healthz answers with now (the probe set, or the default one), for a watchdog
+  // of the embedder's own, such as systemd's.
+  Probe Liveness() const;
+
   const MetricsPublisher& publisher() const;
   // Every attached pool's diagnosis, in the order attached.
   std::vector<DiagnosticsReport> Diagnostics() const;

@@ -2,7 +2,6 @@
 // turn signals into reloads and a drained stop.
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -58,12 +57,13 @@ int ServeUntilStopped(Daemon& daemon, const sigset_t& signals, SystemdNotifier& 
   const std::optional<Clock::duration> interval = systemd.watchdog_interval();
   Clock::time_point next_feed = Clock::now();
   bool starving = false;
+  std::string status = serving;
   for (;;) {
     if (interval && Clock::now() >= next_feed) {
       next_feed = Clock::now() + *interval;
       const poolwatch::exporter::Probe alive = daemon.exporter().Liveness();
       if (alive.ok) {
-        Tell(systemd, starving ? "WATCHDOG=1\nSTATUS=" + serving : "WATCHDOG=1");
+        Tell(systemd, starving ? "WATCHDOG=1\nSTATUS=" + status : "WATCHDOG=1");
         if (starving) spdlog::info("alive again: feeding systemd's watchdog again");
       } else if (!starving) {
         spdlog::error("not alive ({}): systemd's watchdog is no longer fed", alive.detail);
@@ -78,9 +78,8 @@ int ServeUntilStopped(Daemon& daemon, const sigset_t& signals, SystemdNotifier& 
     if (signal != SIGHUP) return signal;
     spdlog::info("received SIGHUP, reloading the config");
     Tell(systemd, SystemdNotifier::Reloading());
-    const bool reloaded = daemon.Reload();
-    Tell(systemd, "READY=1\nSTATUS=" + serving +
-                      (reloaded ? "" : "; the last reload was refused, see the log"));
+    status = serving + (daemon.Reload() ? "" : "; the last reload was refused, see the log");
+    Tell(systemd, "READY=1\nSTATUS=" + status);
   }
 }
 

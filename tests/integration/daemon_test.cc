@@ -387,7 +387,8 @@ TEST_F(DaemonTest, SystemdIsToldItsStatesAndItsWatchdogIsFedOnlyWhileTheLoopsTic
   EXPECT_EQ(systemd.Receive(1s), "") << "no ping while the loop hangs";
   EXPECT_TRUE(daemon_->WaitForLog("systemd's watchdog is no longer fed")) << daemon_->Log();
   ASSERT_EQ(ptrace(PTRACE_DETACH, tick, nullptr, nullptr), 0) << std::strerror(errno);
-  EXPECT_EQ(systemd.Receive(), "WATCHDOG=1\nSTATUS=" + serving);
+  EXPECT_EQ(systemd.Receive(),
+            "WATCHDOG=1\nSTATUS=" + serving + "; the last reload was refused, see the log");
   EXPECT_EQ(systemd.Receive(), "WATCHDOG=1");
 
   daemon_->Signal(SIGTERM);

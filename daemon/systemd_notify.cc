@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -44,7 +45,8 @@ SystemdNotifier::SystemdNotifier() {
   const auto usec = EnvironmentNumber("WATCHDOG_USEC");
   const auto pid = EnvironmentNumber("WATCHDOG_PID");
   if (usec && (!pid || *pid == static_cast<unsigned long long>(::getpid()))) {
-    watchdog_interval_ = std::chrono::microseconds(*usec / 2);
+    // At least a millisecond: a WatchdogSec= shorter than that must not make a busy loop.
+    watchdog_interval_ = std::chrono::microseconds(std::max(*usec / 2, 1'000ULL));
   }
 }
 

@@ -34,8 +34,8 @@ class SystemdNotifier {
   // Why it could not, the first time in a row it cannot; else empty (also when disabled).
   std::string Notify(std::string_view state);
 
-  // How often to send WATCHDOG=1: half of $WATCHDOG_USEC, as sd_watchdog_enabled(3) advises,
-  // when systemd watches this process; else nothing.
+  // How often to send WATCHDOG=1 when systemd watches this process: half of $WATCHDOG_USEC
+  // (at least 1 ms), as sd_watchdog_enabled(3) advises; else nothing.
   std::optional<std::chrono::microseconds> watchdog_interval() const { return watchdog_interval_; }
 
   // "RELOADING=1" with the CLOCK_MONOTONIC time systemd asks for it.

@@ -35,17 +35,18 @@ metric() {  # metric SCRAPE NAME: the first sample's value
 # frames, or once leak has reached the cap.
 measure() {
   local port scrape="" pid
-  port=$(free_port)
-  printf '{"http": {"listen": "127.0.0.1:%s"}, "loop": {"tick_hz": 240},
+  # Port 0, and the port it logs: a port picked beforehand may be taken meanwhile.
+  printf '{"http": {"listen": "127.0.0.1:0"}, "loop": {"tick_hz": 240},
     "pool": {"max_bytes": %s}, "workload": {"scenario": "%s", "particles": 64,
     "leak_buffers_per_frame": %s, "leak_buffer_elements": %s}}' \
-    "$port" "$3" "$1" "$4" "$2" > "$work/config.json"
-  "$bin" --config "$work/config.json" --log-level warn &
+    "$3" "$1" "$4" "$2" > "$work/config.json"
+  "$bin" --config "$work/config.json" > "$work/daemon.log" 2>&1 &
   pid=$!
   pids+=("$pid")
+  port=$(listening_port "$work/daemon.log" "$pid")
   for _ in $(seq 1200); do
     sleep 0.25
-    kill -0 "$pid" 2>/dev/null || { echo "$0: poolwatchd exited; see above" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "$0: poolwatchd exited:" >&2; cat "$work/daemon.log" >&2; exit 1; }
     scrape=$(curl -sf "127.0.0.1:$port/metrics") || continue
     if [[ $1 == steady ]]; then
       (( $(metric "$scrape" poolwatch_frames_total) >= 200 )) && break

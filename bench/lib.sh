@@ -12,12 +12,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {  # a port nobody listens on now
-  local port
+free_port() {  # a port nobody listens on now, below the kernel's ephemeral range
+  local low port
+  # Outgoing connections (scrapes, curl) take their local ports from the ephemeral range: a port
+  # picked there can be taken before the daemon binds it.
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range
   while :; do
-    port=$((20000 + RANDOM % 20000))
+    port=$((10000 + RANDOM % (low - 10000)))
     ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "$port"; return; }
   done
+}
+
+listening_port() {  # listening_port LOG PID: the port poolwatchd, started on port 0, logged
+  local line
+  for _ in $(seq 600); do
+    line=$(grep -o 'listening on [^ ]*' "$1" | head -n 1)
+    [[ -n $line ]] && { echo "${line##*:}"; return; }
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo 0
 }
 
 # Sets $bench to the poolwatch_bench a script runs: the one given (in $bench already), which must

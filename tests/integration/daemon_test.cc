@@ -634,10 +634,11 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
-// docs/metrics.md: samples per scrape = 10 + 34 × pools + 45 × loops at 60 Hz (Prometheus adds 5
-// more series per target), a loop 2 fewer per fine bucket its shorter period drops: 43 at 100 Hz
-// (no 500 µs), 41 at 200 Hz (nor 250 µs); and 2 per site holding buffers in a pool, at most 6
-// sites (5 and "other"). A new family or bucket changes the formula, and this says so.
+// docs/metrics.md: samples per scrape = 11 + H + 34 × pools + 45 × loops at 60 Hz (Prometheus
+// adds 5 more series per target), H the server's (handler, code) pairs answered so far; a loop 2
+// fewer per fine bucket its shorter period drops: 43 at 100 Hz (no 500 µs), 41 at 200 Hz (nor
+// 250 µs); and 2 per site holding buffers in a pool, at most 6 sites (5 and "other"). A new
+// family or bucket changes the formula, and this says so.
 TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
   // Those of the server's own requests apart: one per (handler, code) answered so far, which
   // here depends on how often the start was awaited (/readyz 503, then 200).

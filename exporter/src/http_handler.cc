@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "debug_views.h"
+#include "endpoints.h"
 #include "gzip.h"
 #include "poolwatch/exporter/rfc3339.h"
 #include "poolwatch/version.h"
@@ -50,8 +51,6 @@ HttpResponse ProbeResponse(const std::function<Probe()>& probe) {
   const Probe verdict = probe ? probe() : Probe{false, "no probe"};
   return Text(verdict.ok ? 200 : 503, verdict.detail + "\n");
 }
-
-std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
 // One parameter of a query string (application/x-www-form-urlencoded: `+` is a space, %XX a
 // byte): nothing when absent; std::invalid_argument for a broken escape.
@@ -180,7 +179,7 @@ HttpResponse HttpHandler::Metrics(const std::shared_ptr<const Rendered>& rendere
 }
 
 bool HttpHandler::IsMetrics(const HttpRequest& request) {
-  return PathOf(request.target) == "/metrics";
+  return EndpointOf(request.target) == Endpoint::kMetrics;
 }
 
 // POST /debug/mark?name=NAME: 201 with the mark as JSON; for a browser's form (it accepts
@@ -221,34 +220,46 @@ HttpResponse HttpHandler::MakeMark(const HttpRequest& request) const {
 }
 
 std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& request) const {
-  if (PathOf(request.target) == "/debug/mark") return MakeMark(request);
+  const Endpoint endpoint = EndpointOf(request.target);
+  if (endpoint == Endpoint::kDebugMark) return MakeMark(request);
   if (request.method != "GET" && request.method != "HEAD") {
     HttpResponse response = Text(405, "method not allowed: use GET or HEAD\n");
     response.headers.emplace_back("Allow", "GET, HEAD");
     return response;
   }
-  const std::string_view path = PathOf(request.target);
-  if (path == "/metrics") {
-    const Negotiated negotiated = NegotiateFormat(request.accept);
-    if (auto fresh = FreshExposition(negotiated.format)) return Metrics(fresh, negotiated, request);
-    return std::nullopt;
-  }
-  if (path == "/healthz") return ProbeResponse(sources_.liveness);
-  if (path == "/readyz") return ProbeResponse(sources_.readiness);
-  if ((path == "/debug" || path == "/debug/health") && sources_.diagnostics) return std::nullopt;
-  if (path == "/") {
-    HttpResponse response;
-    response.content_type = "text/html; charset=utf-8";
-    response.body = landing_page_;
-    return response;
+  switch (endpoint) {
+    case Endpoint::kMetrics: {
+      const Negotiated negotiated = NegotiateFormat(request.accept);
+      if (auto fresh = FreshExposition(negotiated.format)) {
+        return Metrics(fresh, negotiated, request);
+      }
+      return std::nullopt;
+    }
+    case Endpoint::kHealthz:
+      return ProbeResponse(sources_.liveness);
+    case Endpoint::kReadyz:
+      return ProbeResponse(sources_.readiness);
+    case Endpoint::kDebug:
+    case Endpoint::kDebugHealth:
+      if (sources_.diagnostics) return std::nullopt;
+      break;
+    case Endpoint::kLanding: {
+      HttpResponse response;
+      response.content_type = "text/html; charset=utf-8";
+      response.body = landing_page_;
+      return response;
+    }
+    case Endpoint::kDebugMark:
+    case Endpoint::kOther:
+      break;
   }
   return Text(404, "not found: try /metrics, /healthz, /readyz, /debug, /debug/mark or /\n");
 }
 
 HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   if (auto quick = HandleQuickly(request)) return std::move(*quick);
-  const std::string_view path = PathOf(request.target);
-  if (path == "/metrics") {
+  const Endpoint endpoint = EndpointOf(request.target);
+  if (endpoint == Endpoint::kMetrics) {
     const Negotiated negotiated = NegotiateFormat(request.accept);
     return Metrics(CurrentExposition(negotiated.format), negotiated, request);
   }
@@ -257,7 +268,7 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) const {
   const std::vector<DiagnosticsReport> reports = sources_.diagnostics();
   const std::vector<Mark> marks =
       sources_.marks != nullptr ? sources_.marks->List() : std::vector<Mark>{};
-  if (path == "/debug") {
+  if (endpoint == Endpoint::kDebug) {
     response.content_type = "text/html; charset=utf-8";
     response.body = Share(DebugPageHtml(reports, marks));
   } else {

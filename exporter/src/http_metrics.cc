@@ -2,31 +2,16 @@
 
 #include <prometheus/client_metric.h>
 
-#include <algorithm>
-#include <array>
 #include <string>
+
+#include "endpoints.h"
 
 namespace poolwatch::exporter {
 
-namespace {
-
-// The exporter's endpoints (HttpHandler's), and the label of every other path.
-constexpr std::array<std::string_view, 7> kEndpoints = {
-    "/", "/metrics", "/healthz", "/readyz", "/debug", "/debug/health", "/debug/mark"};
-constexpr std::string_view kOther = "other";
-
-}  // namespace
-
-HttpMetrics::HttpMetrics() { responses_[{"/metrics", 200}] = 0; }
-
-std::string_view HttpMetrics::HandlerOf(std::string_view target) {
-  const std::string_view path = target.substr(0, target.find('?'));
-  const auto* endpoint = std::ranges::find(kEndpoints, path);
-  return endpoint != kEndpoints.end() ? *endpoint : kOther;
-}
+HttpMetrics::HttpMetrics() { responses_[{HandlerLabelOf("/metrics"), 200}] = 0; }
 
 void HttpMetrics::CountResponse(std::string_view target, unsigned status) {
-  const std::string_view handler = HandlerOf(target);
+  const std::string_view handler = HandlerLabelOf(target);
   std::scoped_lock lock(mutex_);
   ++responses_[{handler, status}];
 }

@@ -18,8 +18,8 @@ namespace poolwatch::exporter {
 // (401, 429), a prober at the wrong path or an mTLS client turned away shows on the next scrape
 // that succeeds, with no log line per request.
 //
-// `handler` is the endpoint's path ("/metrics", "/healthz", ...) from a fixed set, or "other"
-// (a path not served, or a request refused before its path was read); the codes are the few
+// `handler` is the endpoint's path ("/metrics", "/healthz", ...) from endpoints.h's table, or
+// "other" (a path not served, or a request refused before its path was read); the codes are the few
 // the server answers with. The series are bounded, and none is made before it is counted but
 // /metrics' 200.
 //
@@ -28,10 +28,8 @@ class HttpMetrics final : public prometheus::Collectable {
  public:
   HttpMetrics();
 
-  // The handler label of a request's target (origin form, query included): its path when that
-  // is one of the exporter's endpoints, else "other". "" (nothing read) is "other".
-  static std::string_view HandlerOf(std::string_view target);
-
+  // One answer to `target` (origin form, query included; "" when it was not read), labelled by
+  // HandlerLabelOf() (endpoints.h).
   void CountResponse(std::string_view target, unsigned status);
   void CountFailedHandshake();
 
@@ -39,7 +37,7 @@ class HttpMetrics final : public prometheus::Collectable {
 
  private:
   mutable std::mutex mutex_;
-  // By (handler, code); the handler views one of the static labels.
+  // By (handler, code); the handler views a static label (HandlerLabelOf's).
   std::map<std::pair<std::string_view, unsigned>, std::uint64_t> responses_;
   std::uint64_t failed_handshakes_ = 0;
 };

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "endpoints.h"
 #include "web_config.h"
 
 namespace poolwatch::exporter {
@@ -333,7 +334,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     // rate_limit, before the credentials as in the toolkit, so that a flood never reaches
     // bcrypt. The probes are let through, as they are without credentials: a scraper's burst
     // must not fail the container's health check.
-    if (!IsUnauthenticatedPath(target_)) {
+    if (!IsUnauthenticated(target_)) {
       const auto wait = State().limiter.Take(std::chrono::steady_clock::now());
       if (wait > decltype(wait){}) return Respond(TooManyRequests(wait));
     }

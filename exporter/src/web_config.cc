@@ -22,6 +22,8 @@
 #include <tuple>
 #include <vector>
 
+#include "endpoints.h"
+
 namespace poolwatch::exporter {
 
 namespace {
@@ -751,11 +753,6 @@ RateLimiter::Clock::duration RateLimiter::Take(Clock::time_point now) {
   return {};
 }
 
-bool IsUnauthenticatedPath(std::string_view target) {
-  const std::string_view path = target.substr(0, target.find('?'));
-  return path == "/healthz" || path == "/readyz";
-}
-
 std::vector<std::filesystem::path> TlsFiles(const WebConfig& config) {
   std::vector<std::filesystem::path> files;
   if (!config.tls) return files;
@@ -885,7 +882,7 @@ void WebSecurity::FreeContext::operator()(SSL_CTX* context) const { SSL_CTX_free
 
 WebSecurity::Access WebSecurity::Check(std::string_view target,
                                        std::string_view authorization) const {
-  if (config_.basic_auth_users.empty() || IsUnauthenticatedPath(target)) return Access::kGranted;
+  if (config_.basic_auth_users.empty() || IsUnauthenticated(target)) return Access::kGranted;
   const std::optional<Credentials> credentials = ParseBasicAuth(authorization);
   if (!credentials) return Access::kDenied;
   const std::string key = Sha256(credentials->user, credentials->password);

@@ -143,11 +143,6 @@ std::vector<std::filesystem::path> TlsFiles(const WebConfig& config);
 // Their stamps, in the same order.
 std::vector<FileStamp> StampTlsFiles(const WebConfig& config);
 
-// The endpoints that answer without credentials, so that liveness and readiness probes (the
-// container HEALTHCHECK, Kubernetes httpGet probes) need no password. They reveal "ok" or why
-// not, nothing else. Everything else (/metrics, /debug, ...) requires it when users are set.
-bool IsUnauthenticatedPath(std::string_view target);
-
 // A loaded web config, ready to serve: the TLS context with its certificate, key and client CA
 // loaded and checked, and the basic-auth users.
 //

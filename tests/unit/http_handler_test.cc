@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "endpoints.h"
 #include "gunzip.h"
 #include "gzip.h"
 #include "poolwatch/health_monitor.h"
@@ -202,6 +203,17 @@ TEST_F(HttpHandlerTest, UnknownPathsAre404AndOtherMethods405) {
   EXPECT_EQ(post.status, 405U);
   EXPECT_EQ(Header(post, "Allow"), "GET, HEAD");
   EXPECT_EQ(handler_.Handle({"HEAD", "/metrics", "", ""}).status, 200U);
+}
+
+TEST_F(HttpHandlerTest, EveryEndpointOfTheTableIsRouted) {
+  for (const EndpointRoute& route : kEndpointRoutes) {
+    const HttpResponse response = Get(std::string(route.path));
+    EXPECT_NE(response.status, 404U) << route.path << ": " << response.text();
+  }
+  // This handler keeps no marks: POST /debug/mark is routed, and says so.
+  const HttpResponse mark = handler_.Handle({"POST", "/debug/mark?name=x", "", ""});
+  EXPECT_EQ(mark.status, 404U);
+  EXPECT_EQ(mark.text(), "marks are not kept here\n");
 }
 
 // What Prometheus 2.42 sends by default, and with --enable-feature=native-histograms.

@@ -4,6 +4,10 @@
 
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "endpoints.h"
 
 namespace poolwatch::exporter {
 namespace {
@@ -25,16 +29,32 @@ std::map<std::string, double> Samples(const HttpMetrics& metrics) {
   return samples;
 }
 
-TEST(HttpMetricsTest, NamesTheEndpointOrOtherSoThatTheLabelStaysBounded) {
-  EXPECT_EQ(HttpMetrics::HandlerOf("/metrics"), "/metrics");
-  EXPECT_EQ(HttpMetrics::HandlerOf("/metrics?name[]=x"), "/metrics");
-  EXPECT_EQ(HttpMetrics::HandlerOf("/"), "/");
-  EXPECT_EQ(HttpMetrics::HandlerOf("/debug/health"), "/debug/health");
-  EXPECT_EQ(HttpMetrics::HandlerOf("/debug/mark?name=deploy"), "/debug/mark");
+TEST(EndpointsTest, NameTheEndpointOrOtherSoThatTheLabelStaysBounded) {
+  EXPECT_EQ(HandlerLabelOf("/metrics"), "/metrics");
+  EXPECT_EQ(HandlerLabelOf("/metrics?name[]=x"), "/metrics");
+  EXPECT_EQ(HandlerLabelOf("/"), "/");
+  EXPECT_EQ(HandlerLabelOf("/debug/health"), "/debug/health");
+  EXPECT_EQ(HandlerLabelOf("/debug/mark?name=deploy"), "/debug/mark");
+  EXPECT_EQ(EndpointOf("/debug/mark?name=deploy"), Endpoint::kDebugMark);
+  EXPECT_EQ(EndpointOf("/?x"), Endpoint::kLanding);
   for (const char* target :
        {"", "/metrics/", "/Metrics", "/debug/", "/healthzz", "/../etc/passwd", "*", "?/metrics"}) {
-    EXPECT_EQ(HttpMetrics::HandlerOf(target), "other") << target;
+    EXPECT_EQ(HandlerLabelOf(target), "other") << target;
+    EXPECT_EQ(EndpointOf(target), Endpoint::kOther) << target;
+    EXPECT_FALSE(IsUnauthenticated(target)) << target;
   }
+}
+
+TEST(EndpointsTest, OnlyTheProbesAnswerWithoutCredentials) {
+  std::vector<std::string_view> unauthenticated;
+  for (const EndpointRoute& route : kEndpointRoutes) {
+    if (IsUnauthenticated(route.path)) unauthenticated.push_back(route.path);
+    EXPECT_EQ(EndpointOf(route.path), route.endpoint) << route.path;
+  }
+  EXPECT_EQ(unauthenticated, (std::vector<std::string_view>{"/healthz", "/readyz"}));
+  EXPECT_TRUE(IsUnauthenticated("/healthz?verbose=1"));
+  EXPECT_FALSE(IsUnauthenticated("/healthz/"));
+  EXPECT_FALSE(IsUnauthenticated("/metrics?/healthz"));
 }
 
 TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeAndFailedHandshakes) {

@@ -21,6 +21,11 @@ void HttpMetrics::CountFailedHandshake() {
   ++failed_handshakes_;
 }
 
+void HttpMetrics::CountRefusedConnection() {
+  std::scoped_lock lock(mutex_);
+  ++refused_connections_;
+}
+
 std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
   prometheus::MetricFamily requests{
       "poolwatch_http_requests_total",
@@ -29,6 +34,7 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
       prometheus::MetricType::Counter,
       {}};
   prometheus::ClientMetric handshakes;
+  prometheus::ClientMetric refused;
   {
     std::scoped_lock lock(mutex_);
     for (const auto& [key, count] : responses_) {
@@ -38,13 +44,20 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
       requests.metric.push_back(std::move(metric));
     }
     handshakes.counter.value = static_cast<double>(failed_handshakes_);
+    refused.counter.value = static_cast<double>(refused_connections_);
   }
   return {std::move(requests),
           {"poolwatch_http_tls_handshake_failures_total",
            "TLS handshakes that failed: a client certificate refused, no cipher suite or curve in "
            "common, a client that gave up or timed out.",
            prometheus::MetricType::Counter,
-           {std::move(handshakes)}}};
+           {std::move(handshakes)}},
+          {"poolwatch_http_connections_refused_total",
+           "Connections closed as they were accepted because http.max_connections were open: over "
+           "plain HTTP after a 503 (counted in poolwatch_http_requests_total too), over TLS "
+           "unanswered.",
+           prometheus::MetricType::Counter,
+           {std::move(refused)}}};
 }
 
 }  // namespace poolwatch::exporter

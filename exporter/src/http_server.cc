@@ -647,6 +647,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     const bool over_limit = ++shared->connections > shared->limits.max_connections;
+    if (over_limit) shared->metrics.CountRefusedConnection();
     ConnectionSlot slot(shared);
     std::shared_ptr<const Security> security = shared->CurrentSecurity();
     if (security->tls) {

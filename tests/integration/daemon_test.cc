@@ -634,7 +634,7 @@ TEST_F(DaemonTest, ManyPoolsGiveOneFamilyEachAndASeriesPerPoolAndLoop) {
   }
 }
 
-// docs/metrics.md: samples per scrape = 11 + H + 34 × pools + 45 × loops at 60 Hz (Prometheus
+// docs/metrics.md: samples per scrape = 12 + H + 34 × pools + 45 × loops at 60 Hz (Prometheus
 // adds 5 more series per target), H the server's (handler, code) pairs answered so far; a loop 2
 // fewer per fine bucket its shorter period drops: 43 at 100 Hz (no 500 µs), 41 at 200 Hz (nor
 // 250 µs); and 2 per site holding buffers in a pool, at most 6 sites (5 and "other"). A new
@@ -654,11 +654,11 @@ TEST_F(DaemonTest, SeriesPerInstanceFollowTheFormula) {
     return parsed.size() - static_cast<std::size_t>(requests);
   };
   Start(ConfigJson("steady"));
-  EXPECT_EQ(samples(), 11U + 34 * 1 + 43);  // one pool on a 100 Hz loop
+  EXPECT_EQ(samples(), 12U + 34 * 1 + 43);  // one pool on a 100 Hz loop
   daemon_.reset();
   Start(ManyPoolsJson("steady", "leak"));
   // Loops at 100 and 200 Hz; physics leaks from one site: its buffers and bytes.
-  EXPECT_EQ(samples(), 11U + 34 * 3 + 43 + 41 + 2);
+  EXPECT_EQ(samples(), 12U + 34 * 3 + 43 + 41 + 2);
 }
 
 TEST_F(DaemonTest, SighupAppliesPerPoolWorkloadsAndRefusesANewPool) {

@@ -1,13 +1,9 @@
 // Hostile and careless clients against the real poolwatchd: each gets a 4xx or a closed
 // connection within the configured limits, while scrapes still answer, frames keep advancing
 // and memory stays flat.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cerrno>
@@ -22,56 +18,12 @@
 
 #include "daemon_process.h"
 #include "http_client.h"
+#include "raw_socket.h"
 
 namespace poolwatch::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A raw TCP connection to 127.0.0.1:port, closed when this goes.
-class Socket {
- public:
-  explicit Socket(std::uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  }
-  ~Socket() { close(fd_); }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-
-  bool connected() const { return connected_; }
-  // False if the connection broke first (a reset, or writing after the peer closed).
-  bool Send(std::string_view bytes) const {
-    while (!bytes.empty()) {
-      const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  // True once the peer has closed (EOF or reset) within `timeout`; what it sent is kept.
-  bool ClosedWithin(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    char buffer[4096];
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd pfd{fd_, POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) return true;
-      received_.append(buffer, static_cast<std::size_t>(n));
-    }
-    return false;
-  }
-  const std::string& received() const { return received_; }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  std::string received_;
-};
 
 class HostileClientsTest : public ::testing::Test {
  protected:
@@ -240,6 +192,39 @@ TEST_F(HostileClientsTest, EveryAnswerIsCountedByEndpointAndCodeWithABoundedLabe
                 labels.find(".env") == std::string::npos)
         << labels;
   }
+}
+
+// http.max_connections: a connection over it is answered 503 and closed, and counted (as a
+// connection refused, and as the answer), so that a scraper turned away shows on the next
+// scrape that gets through; once connections close, scrapes are served again.
+TEST_F(HostileClientsTest, ConnectionsOverTheLimitGet503AndAreCounted) {
+  const std::string config = dir_.Write("limited.json", R"({
+      "http": {"listen": "127.0.0.1:0", "header_timeout_seconds": 30, "max_connections": 4},
+      "loop": {"tick_hz": 100}})");
+  DaemonProcess limited({"--config", config});
+  const std::uint16_t port = limited.Port();
+  ASSERT_NE(port, 0) << limited.Log();
+  const std::vector<std::unique_ptr<Socket>> refused = TurnedAway(port, 4, 5s);
+  ASSERT_FALSE(refused.empty()) << "a fifth connection was not closed";
+  for (const auto& socket : refused) {
+    EXPECT_TRUE(socket->received().starts_with("HTTP/1.1 503")) << socket->received();
+    EXPECT_TRUE(socket->received().ends_with("too many connections\n")) << socket->received();
+  }
+  // The held connections are closed: scrapes get through again, once the server has seen the
+  // closes (a scrape before that is turned away too, and counted).
+  std::size_t turned_away = refused.size();
+  std::map<std::string, double> samples;
+  ASSERT_TRUE(Eventually([&] {
+    const HttpResult result = HttpGet(port, "/metrics");
+    turned_away += result.status == 503 ? 1 : 0;
+    if (result.status != 200) return false;
+    samples = ParseSamples(result.body);
+    return true;
+  }));
+  EXPECT_EQ(samples.at("poolwatch_http_connections_refused_total"),
+            static_cast<double>(turned_away));
+  EXPECT_EQ(samples.at(R"(poolwatch_http_requests_total{code="503",handler="other"})"),
+            static_cast<double>(turned_away));
 }
 
 TEST_F(HostileClientsTest, PathTraversalFindsNothing) {

@@ -18,6 +18,7 @@
 #include "credentials.h"
 #include "daemon_process.h"
 #include "http_client.h"
+#include "raw_socket.h"
 
 namespace poolwatch::testing {
 namespace {
@@ -112,12 +113,13 @@ class WebConfigTest : public ::testing::Test {
     return text;
   }
 
-  // Starts poolwatchd with `web` as web.yml, named relatively by http.web_config_file.
-  void Start(const std::string& web) {
+  // Starts poolwatchd with `web` as web.yml, named relatively by http.web_config_file, and
+  // `http` as the rest of its http options.
+  void Start(const std::string& web, const std::string& http = R"("header_timeout_seconds": 1)") {
     dir_.Write("web.yml", web);
-    config_path_ = dir_.Write("poolwatchd.json",
-                              R"({"http": {"listen": "127.0.0.1:0", "web_config_file": "web.yml",
-                     "header_timeout_seconds": 1},
+    config_path_ = dir_.Write(
+        "poolwatchd.json",
+        R"({"http": {"listen": "127.0.0.1:0", "web_config_file": "web.yml", )" + http + R"(},
             "loop": {"tick_hz": 100}, "pool": {"name": "tls"}})");
     daemon_ = std::make_unique<DaemonProcess>(std::vector<std::string>{"--config", config_path_});
     port_ = daemon_->Port();
@@ -258,6 +260,29 @@ TEST_F(WebConfigTest, AStalledHandshakeIsClosedWithinTheHeaderTimeout) {
     return (failed = ParseSamples(Scrape().body)["poolwatch_http_tls_handshake_failures_total"]) ==
            1;
   })) << failed;
+}
+
+// Over http.max_connections a TLS connection is closed unanswered (no 503 in clear text to a
+// TLS client), before any handshake: counted as a connection refused, not as a failed handshake.
+TEST_F(WebConfigTest, TlsConnectionsOverTheLimitAreClosedAndCounted) {
+  Start(TlsBlock(), R"("header_timeout_seconds": 30, "max_connections": 4)");
+  const std::vector<std::unique_ptr<Socket>> refused = TurnedAway(port_, 4, 5s);
+  ASSERT_FALSE(refused.empty()) << "a fifth connection was not closed";
+  for (const auto& socket : refused) EXPECT_EQ(socket->received(), "");
+  // Served again once the held connections are closed.
+  std::size_t turned_away = refused.size();
+  std::map<std::string, double> samples;
+  ASSERT_TRUE(Eventually([&] {
+    const CurlResult result = Scrape();
+    turned_away += result.status == 0 ? 1 : 0;
+    if (result.status != 200) return false;
+    samples = ParseSamples(result.body);
+    return true;
+  }));
+  EXPECT_EQ(samples.at("poolwatch_http_connections_refused_total"),
+            static_cast<double>(turned_away));
+  EXPECT_EQ(samples.at("poolwatch_http_tls_handshake_failures_total"), 0);
+  EXPECT_FALSE(samples.contains(R"(poolwatch_http_requests_total{code="503",handler="other"})"));
 }
 
 TEST_F(WebConfigTest, WithoutTlsBasicAuthWorksOverPlainHttp) {

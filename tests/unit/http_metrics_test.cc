@@ -57,13 +57,14 @@ TEST(EndpointsTest, OnlyTheProbesAnswerWithoutCredentials) {
   EXPECT_FALSE(IsUnauthenticated("/metrics?/healthz"));
 }
 
-TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeAndFailedHandshakes) {
+TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeFailedHandshakesAndRefusedConnections) {
   HttpMetrics metrics;
   // Before any request: /metrics' 200 at 0 (so that the first scrape's increase is seen), and
-  // the handshake counter.
+  // the handshake and connection counters.
   EXPECT_EQ(Samples(metrics),
             (std::map<std::string, double>{
                 {R"(poolwatch_http_requests_total{code="200",handler="/metrics"})", 0},
+                {"poolwatch_http_connections_refused_total", 0},
                 {"poolwatch_http_tls_handshake_failures_total", 0}}));
   metrics.CountResponse("/metrics", 200);
   metrics.CountResponse("/metrics?x=1", 200);
@@ -74,6 +75,7 @@ TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeAndFailedHandshakes) {
   metrics.CountResponse("/readyz", 503);
   metrics.CountFailedHandshake();
   metrics.CountFailedHandshake();
+  metrics.CountRefusedConnection();
   EXPECT_EQ(Samples(metrics),
             (std::map<std::string, double>{
                 {R"(poolwatch_http_requests_total{code="200",handler="/metrics"})", 2},
@@ -81,6 +83,7 @@ TEST(HttpMetricsTest, CountsAnswersByHandlerAndCodeAndFailedHandshakes) {
                 {R"(poolwatch_http_requests_total{code="404",handler="other"})", 2},
                 {R"(poolwatch_http_requests_total{code="431",handler="other"})", 1},
                 {R"(poolwatch_http_requests_total{code="503",handler="/readyz"})", 1},
+                {"poolwatch_http_connections_refused_total", 1},
                 {"poolwatch_http_tls_handshake_failures_total", 2}}));
 }
 

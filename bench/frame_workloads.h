@@ -199,6 +199,18 @@ inline std::uint64_t RequestedBytes(Workload workload) {
   return counter.bytes;
 }
 
+// What the workload's largest frame asks for: its frame's, or for BM_Sequence the largest of
+// the four it runs in turn.
+inline std::uint64_t LargestFrameBytes(Workload workload) {
+  if (workload != Workload::kSequence) return RequestedBytes(workload);
+  std::uint64_t largest = 0;
+  for (Workload w : {Workload::kReferenceFrame, Workload::kManySmall, Workload::kFewLarge,
+                     Workload::kManyKeys}) {
+    largest = std::max(largest, RequestedBytes(w));
+  }
+  return largest;
+}
+
 // Frames whose sizes vary: the reference frame's three buffers for a particle count drawn anew
 // each frame, uniformly from kVaryingFirst .. kVaryingFirst + kVaryingCounts - 1 (a fixed-seed
 // generator, so every variant sees the same counts). Keyed by exact size, that is up to
@@ -248,15 +260,7 @@ void RegisterFrameBenchmark(Workload workload, const char* variant) {
     RunFrame(allocator, workload);  // warm: the pool's first frame allocates
     for (auto _ : state) RunFrame(allocator, workload);
     state.SetItemsProcessed(state.iterations() * AllocationsPerFrame(workload));
-    std::uint64_t requested = RequestedBytes(workload);
-    if (workload == Workload::kSequence) {
-      requested = 0;
-      for (Workload w : {Workload::kReferenceFrame, Workload::kManySmall, Workload::kFewLarge,
-                         Workload::kManyKeys}) {
-        requested = std::max(requested, RequestedBytes(w));
-      }
-    }
-    state.counters["requested_B"] = static_cast<double>(requested);
+    state.counters["requested_B"] = static_cast<double>(LargestFrameBytes(workload));
     state.counters["held_B"] = static_cast<double>(allocator.HeldBytes());
   });
 }

@@ -13,6 +13,10 @@
 // BM_VaryingSizes/<variant> runs frames whose sizes change every frame, the case a pool keyed
 // by exact size handles worst: the pool without and with trimming, with the caller rounding its
 // sizes, and the arena, mimalloc and glibc.
+//
+// `poolwatch_bench --resident=<Workload>/<variant>` (instrumented, arena, mimalloc or malloc)
+// runs no benchmark: it measures the memory that variant keeps resident for the workload's
+// frames, in this process alone (bench/memory.sh runs each in a process of its own).
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <mimalloc.h>
@@ -21,10 +25,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -451,6 +459,79 @@ void RegisterVarying(const char* variant, std::uint32_t round_to, PoolOptions op
       });
 }
 
+// The process's resident anonymous memory (RssAnon in /proc/self/status): the pages its heaps
+// have written, whichever allocator wrote them. 0 if unreadable.
+std::uint64_t ResidentAnonBytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("RssAnon:")) return std::stoull(line.substr(8)) * 1024;  // kB
+  }
+  return 0;
+}
+
+// An allocator whose frames write every byte of every buffer, as a program that uses its
+// buffers does (the benchmarks write two), and which notes the resident memory at each frame's
+// end, before the frame's buffers go back: the frame's peak.
+template <typename Allocator>
+struct WrittenThrough {
+  Allocator inner;
+  std::uint64_t in_frame = 0;
+  unsigned char fill = 1;
+  void* Alloc(BufferFormat format, std::uint32_t count) {
+    void* p = inner.Alloc(format, count);
+    std::memset(p, fill, ElementSize(format) * count);
+    return p;
+  }
+  void EndFrame() {
+    in_frame = std::max(in_frame, ResidentAnonBytes());
+    inner.EndFrame();
+    ++fill;
+  }
+};
+
+// The resident memory of `frames` frames of a workload on one allocator, from a process that
+// has run nothing else: at the busiest frame's end, and after the last frame (what it keeps
+// between frames), each less what was resident before the allocator was made.
+template <typename Allocator>
+void PrintResident(Workload workload, int frames) {
+  const std::uint64_t before = ResidentAnonBytes();
+  WrittenThrough<Allocator> a;
+  for (int i = 0; i < frames; ++i) RunFrame(a, workload);
+  const std::uint64_t between = ResidentAnonBytes();
+  std::printf("requested_B=%llu in_frame_B=%lld between_frames_B=%lld held_B=%llu\n",
+              static_cast<unsigned long long>(LargestFrameBytes(workload)),
+              static_cast<long long>(a.in_frame) - static_cast<long long>(before),
+              static_cast<long long>(between) - static_cast<long long>(before),
+              static_cast<unsigned long long>(a.inner.HeldBytes()));
+}
+
+// --resident=<Workload>/<variant>: 0 when printed, 2 for a workload or variant not known.
+int RunResident(std::string_view spec) {
+  constexpr int kFrames = 100;
+  const auto slash = spec.find('/');
+  const std::string_view variant = slash == std::string_view::npos ? "" : spec.substr(slash + 1);
+  for (Workload workload : kWorkloads) {
+    if (spec.substr(0, slash) != std::string_view(WorkloadName(workload)).substr(3)) continue;
+    if (variant == "instrumented") {
+      PrintResident<PoolAllocator<BufferPool>>(workload, kFrames);
+    } else if (variant == "arena") {
+      PrintResident<ArenaAllocator>(workload, kFrames);
+    } else if (variant == "mimalloc") {
+      PrintResident<HeapAllocator<Mimalloc>>(workload, kFrames);
+    } else if (variant == "malloc") {
+      PrintResident<MallocAllocator>(workload, kFrames);
+    } else {
+      break;
+    }
+    return 0;
+  }
+  std::fprintf(stderr,
+               "poolwatch_bench: --resident=%.*s: want <Workload>/<variant>, a workload such as "
+               "ReferenceFrame and a variant of instrumented, arena, mimalloc or malloc\n",
+               static_cast<int>(spec.size()), spec.data());
+  return 2;
+}
+
 }  // namespace
 }  // namespace poolwatch::bench
 
@@ -459,6 +540,9 @@ int main(int argc, char** argv) {
   if (const char* error = Mimalloc::Error(); error != nullptr) {
     std::fprintf(stderr, "poolwatch_bench: %s\n", error);
     return 1;
+  }
+  if (argc == 2 && std::string_view(argv[1]).starts_with("--resident=")) {
+    return RunResident(std::string_view(argv[1]).substr(std::string_view("--resident=").size()));
   }
   for (Workload workload : kWorkloads) {
     RegisterFrameBenchmark<PoolAllocator<poolwatch::BufferPool>>(workload, "instrumented");

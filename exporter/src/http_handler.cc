@@ -94,6 +94,21 @@ std::optional<std::string> QueryValue(std::string_view target, std::string_view 
   return std::nullopt;
 }
 
+// What a 404 answers: every endpoint of the table, the landing page last.
+const std::string& NotFoundText() {
+  static const std::string text = [] {
+    std::string list = "not found: try";
+    const char* separator = " ";
+    for (const EndpointRoute& route : kEndpointRoutes) {
+      if (route.endpoint == Endpoint::kLanding) continue;
+      list.append(separator).append(route.path);
+      separator = ", ";
+    }
+    return list + " or /\n";
+  }();
+  return text;
+}
+
 void Replace(std::string& text, std::string_view placeholder, std::string_view value) {
   for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder)) {
     text.replace(at, placeholder.size(), value);
@@ -253,7 +268,7 @@ std::optional<HttpResponse> HttpHandler::HandleQuickly(const HttpRequest& reques
     case Endpoint::kOther:
       break;
   }
-  return Text(404, "not found: try /metrics, /healthz, /readyz, /debug, /debug/mark or /\n");
+  return Text(404, NotFoundText());
 }
 
 HttpResponse HttpHandler::Handle(const HttpRequest& request) const {

@@ -210,6 +210,12 @@ TEST_F(HttpHandlerTest, EveryEndpointOfTheTableIsRouted) {
     const HttpResponse response = Get(std::string(route.path));
     EXPECT_NE(response.status, 404U) << route.path << ": " << response.text();
   }
+  // A path not served gets a 404 that names every endpoint of the table.
+  const HttpResponse not_found = Get("/metric");
+  EXPECT_EQ(not_found.status, 404U);
+  EXPECT_EQ(
+      not_found.text(),
+      "not found: try /metrics, /healthz, /readyz, /debug, /debug/health, /debug/mark or /\n");
   // This handler keeps no marks: POST /debug/mark is routed, and says so.
   const HttpResponse mark = handler_.Handle({"POST", "/debug/mark?name=x", "", ""});
   EXPECT_EQ(mark.status, 404U);

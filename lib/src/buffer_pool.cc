@@ -121,24 +121,30 @@ Buffer BufferPool::Acquire(BufferFormat format, std::uint32_t count, const char*
   slot.state = SlotState::kHeld;
   ++slot.generation;  // every id handed out for this slot before is stale now
   ++key_info_[key_index].held;
-  slot.held_index = static_cast<std::uint32_t>(held_.size());
-  held_.push_back(slot_index);
+  if (free_held_.empty()) {
+    slot.held = static_cast<std::uint32_t>(held_.size());
+    held_.emplace_back();
+  } else {
+    slot.held = free_held_.back();
+    free_held_.pop_back();
+  }
+  HeldRecord& record = held_[slot.held];
+  record = {.slot = slot_index};
   if constexpr (kPoolInstrumented) {
     ++frame_acquires_;
     changed_ = true;
-    slot.site = site;
-    slot.frame = frame_;
-    slot.stack = kNone;
+    record.site = site;
+    record.frame = frame_;
     if (options_.stack_sampling != 0) {
       if (sample_countdown_ > 1) {
         --sample_countdown_;
       } else {
-        slot.stack = InternStack(CaptureStack(1), site);  // from the caller of Acquire()
+        record.stack = InternStack(CaptureStack(1), site);  // from the caller of Acquire()
         sample_countdown_ = NextSampleGap();
       }
     }
     held_bytes_ += key.buffer_bytes();
-    AttributeHeld(slot_index);
+    AttributeHeld(slot.held);
   }
   return {slot.memory, key.buffer_bytes(), format, count, BufferId{slot_index, slot.generation}};
 }
@@ -147,15 +153,9 @@ bool BufferPool::Release(BufferId id) {
   if (!id.valid() || id.slot >= slots_.size()) return false;
   Slot& slot = slots_[id.slot];
   if (slot.state != SlotState::kHeld || slot.generation != id.generation) return false;
-  // Swap-remove from held_ so that a release is O(1).
-  const std::uint32_t moved = held_.back();
-  held_[slot.held_index] = moved;
-  slots_[moved].held_index = slot.held_index;
-  held_.pop_back();
-  slot.held_index = kNone;
   Key& key = keys_[ResetIfStale(slot.key)];
   if constexpr (kPoolInstrumented) {
-    UnattributeHeld(id.slot);
+    UnattributeHeld(slot.held);
     ++frame_releases_;
     changed_ = true;
     // In-use bytes only fall at a release (or at the frame's end): the frame's peak is the
@@ -163,6 +163,9 @@ bool BufferPool::Release(BufferId id) {
     frame_peak_ = std::max(frame_peak_, held_bytes_ + (frame_scoped_ >> kScopedBytesShift));
     held_bytes_ -= key.buffer_bytes();
   }
+  held_[slot.held].slot = kNone;
+  free_held_.push_back(slot.held);
+  slot.held = kNone;
   slot.state = SlotState::kPooled;
   PushEntry(slot.key, {slot.memory, id.slot, slot.generation});
   --key_info_[slot.key].held;
@@ -231,7 +234,7 @@ void BufferPool::SealChanged() {
   sealed_.misses_total = misses_;
   sealed_.allocation_failures_total = allocation_failures_;
   sealed_.trimmed_bytes_total = trimmed_bytes_;
-  sealed_.outstanding_buffers = held_.size();
+  sealed_.outstanding_buffers = held_.size() - free_held_.size();
   sealed_.pooled_bytes = pooled_bytes_;
   sealed_.in_use_bytes = held_bytes_;
   sealed_.keys = active_keys_;
@@ -245,7 +248,7 @@ void BufferPool::OutstandingBySite(std::vector<OutstandingGroup>& out) const {
   for (const Group& group : groups_) {
     if (group.held.count == 0) continue;
     out.push_back({group.site, group.format, group.held.count, group.held.bytes,
-                   slots_[group.chain.oldest].frame, slots_[group.chain.newest].frame});
+                   held_[group.chain.oldest].frame, held_[group.chain.newest].frame});
   }
 }
 
@@ -270,7 +273,7 @@ void BufferPool::SummarizeStacks(std::size_t top, const std::vector<HeldTally>* 
     if (held.count == 0) continue;
     const StackRecord& record = stacks_[i];
     HeldStack entry{record.stack, record.site, held,
-                    by_stack == nullptr ? slots_[record.chain.oldest].frame : 0};
+                    by_stack == nullptr ? held_[record.chain.oldest].frame : 0};
     if (out.top.size() < top) {
       out.top.push_back(entry);
       std::ranges::push_heap(out.top, before);  // the heap's front is the least of the top
@@ -295,7 +298,7 @@ void BufferPool::OutstandingByStack(std::size_t top, HeldStacks& out) const {
     sampled.count += record.held.count;
     sampled.bytes += record.held.bytes;
   }
-  out.unsampled = {held_.size() - sampled.count, held_bytes_ - sampled.bytes};
+  out.unsampled = {held_.size() - free_held_.size() - sampled.count, held_bytes_ - sampled.bytes};
 }
 
 void BufferPool::SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 1>& frames) {
@@ -304,10 +307,10 @@ void BufferPool::SetAgeBounds(const std::array<std::uint64_t, kHeldAgeBuckets - 
   ages_ = {};
   age_edges_.fill(kNone);
   next_aging_frame_ = 0;
-  for (std::uint32_t slot = age_chain_.oldest; slot != kNone; slot = slots_[slot].age_links.next) {
-    ages_[0].Add(keys_[slots_[slot].key].buffer_bytes());
+  for (std::uint32_t held = age_chain_.oldest; held != kNone; held = held_[held].age_links.next) {
+    ages_[0].Add(HeldBytes(held));
     for (std::uint32_t& edge : age_edges_) {
-      if (edge == kNone) edge = slot;
+      if (edge == kNone) edge = held;
     }
   }
   AgeHeld();
@@ -320,14 +323,14 @@ void BufferPool::AgeHeld() {
   next_aging_frame_ = kNever;
   for (std::size_t i = 0; i < age_edges_.size(); ++i) {
     std::uint32_t& edge = age_edges_[i];
-    while (edge != kNone && frame_ - slots_[edge].frame >= age_bounds_[i]) {
-      const std::uint64_t bytes = keys_[slots_[edge].key].buffer_bytes();
+    while (edge != kNone && frame_ - held_[edge].frame >= age_bounds_[i]) {
+      const std::uint64_t bytes = HeldBytes(edge);
       ages_[i].Remove(bytes);
       ages_[i + 1].Add(bytes);
-      edge = slots_[edge].age_links.next;
+      edge = held_[edge].age_links.next;
     }
     if (edge != kNone) {
-      next_aging_frame_ = std::min(next_aging_frame_, slots_[edge].frame + age_bounds_[i]);
+      next_aging_frame_ = std::min(next_aging_frame_, held_[edge].frame + age_bounds_[i]);
     }
   }
 }
@@ -393,24 +396,24 @@ std::uint32_t BufferPool::InternStack(const CallStack& stack, const char* site) 
   return index;
 }
 
-void BufferPool::Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index) {
-  Links& own = slots_[slot_index].*links;
+void BufferPool::Append(Chain& chain, Links HeldRecord::*links, std::uint32_t held) {
+  Links& own = held_[held].*links;
   own.prev = chain.newest;
   own.next = kNone;
-  if (chain.newest != kNone) (slots_[chain.newest].*links).next = slot_index;
-  chain.newest = slot_index;
-  if (chain.oldest == kNone) chain.oldest = slot_index;
+  if (chain.newest != kNone) (held_[chain.newest].*links).next = held;
+  chain.newest = held;
+  if (chain.oldest == kNone) chain.oldest = held;
 }
 
-void BufferPool::Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_index) {
-  Links& own = slots_[slot_index].*links;
+void BufferPool::Unlink(Chain& chain, Links HeldRecord::*links, std::uint32_t held) {
+  Links& own = held_[held].*links;
   if (own.prev != kNone) {
-    (slots_[own.prev].*links).next = own.next;
+    (held_[own.prev].*links).next = own.next;
   } else {
     chain.oldest = own.next;
   }
   if (own.next != kNone) {
-    (slots_[own.next].*links).prev = own.prev;
+    (held_[own.next].*links).prev = own.prev;
   } else {
     chain.newest = own.prev;
   }
@@ -419,77 +422,75 @@ void BufferPool::Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_ind
 
 // Counts a newly held slot in its group, its stack, its age bucket (the youngest) and every
 // mark (all of them older than it).
-void BufferPool::AttributeHeld(std::uint32_t slot_index) {
-  Slot& slot = slots_[slot_index];
-  const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
-  const GroupKey key{slot.site, key_info_[slot.key].format};
+void BufferPool::AttributeHeld(std::uint32_t held_index) {
+  HeldRecord& held = held_[held_index];
+  const std::uint64_t bytes = HeldBytes(held_index);
+  const GroupKey key{held.site, key_info_[slots_[held.slot].key].format};
   auto [it, added] = group_index_.try_emplace(key, static_cast<std::uint32_t>(groups_.size()));
   if (added) groups_.push_back({key.site, key.format, {}, {}});
-  slot.group = it->second;
-  Group& group = groups_[slot.group];
-  Append(group.chain, &Slot::group_links, slot_index);
+  held.group = it->second;
+  Group& group = groups_[held.group];
+  Append(group.chain, &HeldRecord::group_links, held_index);
   group.held.Add(bytes);
-  if (slot.stack != kNone) {
-    StackRecord& record = stacks_[slot.stack];
-    Append(record.chain, &Slot::stack_links, slot_index);
+  if (held.stack != kNone) {
+    StackRecord& record = stacks_[held.stack];
+    Append(record.chain, &HeldRecord::stack_links, held_index);
     record.held.Add(bytes);
   }
 
-  Append(age_chain_, &Slot::age_links, slot_index);
+  Append(age_chain_, &HeldRecord::age_links, held_index);
   ages_[0].Add(bytes);
   for (std::size_t i = 0; i < age_edges_.size(); ++i) {
     if (age_edges_[i] == kNone) {
-      age_edges_[i] = slot_index;
+      age_edges_[i] = held_index;
       next_aging_frame_ = std::min(next_aging_frame_, frame_ + age_bounds_[i]);
     }
   }
 
   for (Mark& mark : marks_) {
     mark.held.Add(bytes);
-    if (mark.groups.size() <= slot.group) mark.groups.resize(groups_.size());
-    mark.groups[slot.group].Add(bytes);
-    if (slot.stack == kNone) {
+    if (mark.groups.size() <= held.group) mark.groups.resize(groups_.size());
+    mark.groups[held.group].Add(bytes);
+    if (held.stack == kNone) {
       mark.unsampled.Add(bytes);
     } else {
-      if (mark.stacks.size() <= slot.stack) mark.stacks.resize(stacks_.size());
-      mark.stacks[slot.stack].Add(bytes);
+      if (mark.stacks.size() <= held.stack) mark.stacks.resize(stacks_.size());
+      mark.stacks[held.stack].Add(bytes);
     }
   }
   ++held_version_;
 }
 
-void BufferPool::UnattributeHeld(std::uint32_t slot_index) {
-  Slot& slot = slots_[slot_index];
-  const std::uint64_t bytes = keys_[slot.key].buffer_bytes();
+void BufferPool::UnattributeHeld(std::uint32_t held_index) {
+  const HeldRecord& held = held_[held_index];
+  const std::uint64_t bytes = HeldBytes(held_index);
   for (Mark& mark : marks_) {
-    if (slot.frame < mark.frame) continue;
+    if (held.frame < mark.frame) continue;
     mark.held.Remove(bytes);
-    mark.groups[slot.group].Remove(bytes);
-    if (slot.stack == kNone) {
+    mark.groups[held.group].Remove(bytes);
+    if (held.stack == kNone) {
       mark.unsampled.Remove(bytes);
     } else {
-      mark.stacks[slot.stack].Remove(bytes);
+      mark.stacks[held.stack].Remove(bytes);
     }
   }
 
   std::size_t bucket = 0;
-  while (bucket < age_bounds_.size() && frame_ - slot.frame >= age_bounds_[bucket]) ++bucket;
+  while (bucket < age_bounds_.size() && frame_ - held.frame >= age_bounds_[bucket]) ++bucket;
   ages_[bucket].Remove(bytes);
   for (std::uint32_t& edge : age_edges_) {
-    if (edge == slot_index) edge = slot.age_links.next;
+    if (edge == held_index) edge = held.age_links.next;
   }
-  Unlink(age_chain_, &Slot::age_links, slot_index);
+  Unlink(age_chain_, &HeldRecord::age_links, held_index);
 
-  if (slot.stack != kNone) {
-    StackRecord& record = stacks_[slot.stack];
-    Unlink(record.chain, &Slot::stack_links, slot_index);
+  if (held.stack != kNone) {
+    StackRecord& record = stacks_[held.stack];
+    Unlink(record.chain, &HeldRecord::stack_links, held_index);
     record.held.Remove(bytes);
-    slot.stack = kNone;
   }
-  Group& group = groups_[slot.group];
-  Unlink(group.chain, &Slot::group_links, slot_index);
+  Group& group = groups_[held.group];
+  Unlink(group.chain, &HeldRecord::group_links, held_index);
   group.held.Remove(bytes);
-  slot.group = kNone;
   ++held_version_;
 }
 
@@ -659,9 +660,9 @@ void BufferPool::DropKey(std::uint32_t key_index) {
   empty_keys_.push_back(key_index);
 }
 
-OutstandingBuffer BufferPool::Describe(std::uint32_t slot_index) const {
-  const Slot& slot = slots_[slot_index];
-  return {slot.site, key_info_[slot.key].format, keys_[slot.key].buffer_bytes(), slot.frame};
+OutstandingBuffer BufferPool::Describe(const HeldRecord& record) const {
+  const std::uint32_t key = slots_[record.slot].key;
+  return {record.site, key_info_[key].format, keys_[key].buffer_bytes(), record.frame};
 }
 
 }  // namespace POOLWATCH_POOL_NAMESPACE

@@ -194,6 +194,107 @@ TEST(HeldAgesTest, AgesMatchACountOfEveryBufferUnderRandomTraffic) {
   }
 }
 
+[[gnu::noipa]] Buffer AcquireTagged(BufferPool& pool, const char* site, std::uint32_t count) {
+  Buffer buffer = pool.Acquire(BufferFormat::kU8, count, site);
+  asm volatile("# tagged" ::: "memory");
+  return buffer;
+}
+
+// Releases in any order reuse held buffers' records while others stay linked: every group's
+// and every stack's tally and oldest frame match a recount of the buffers still held.
+TEST(HeldAttributionTest, SitesAndStacksMatchARecountUnderRandomTraffic) {
+  BufferPool pool({.stack_sampling = 1});
+  struct Held {
+    BufferId id;
+    int origin;  // 0, 1: untagged, from the particle cache or the audio mixer; 2: tagged
+    const char* site;
+    std::uint64_t bytes;
+    std::uint64_t frame;
+  };
+  std::vector<Held> held;
+  std::mt19937 random(11);
+  const std::array<const char*, 2> sites = {"render.a", "render.b"};
+  for (int frame = 0; frame < 300; ++frame) {
+    const int acquires = std::uniform_int_distribution<int>(0, 4)(random);
+    for (int i = 0; i < acquires; ++i) {
+      const int origin = std::uniform_int_distribution<int>(0, 2)(random);
+      const auto count = static_cast<std::uint32_t>(1 + random() % 7);
+      const char* site = origin == 2 ? sites[random() % 2] : nullptr;
+      const Buffer buffer = origin == 0   ? LeakFromTheParticleCache(pool, count)
+                            : origin == 1 ? LeakFromTheAudioMixer(pool, count)
+                                          : AcquireTagged(pool, site, count);
+      ASSERT_TRUE(buffer);
+      held.push_back({buffer.id(), origin, site, buffer.size_bytes(), pool.CurrentFrame()});
+    }
+    const int releases = std::uniform_int_distribution<int>(0, 4)(random);
+    for (int i = 0; i < releases && !held.empty(); ++i) {
+      const std::size_t at = random() % held.size();
+      ASSERT_TRUE(pool.Release(held[at].id));
+      held.erase(held.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    pool.EndFrame();
+
+    // By site and format: the untagged F32 buffers of both functions, and each tagged site.
+    std::vector<OutstandingGroup> expected_groups;
+    for (const Held& h : held) {
+      const BufferFormat format = h.origin == 2 ? BufferFormat::kU8 : BufferFormat::kF32;
+      auto group = std::ranges::find_if(expected_groups, [&](const OutstandingGroup& g) {
+        return g.site == h.site && g.format == format;
+      });
+      if (group == expected_groups.end()) {
+        expected_groups.push_back({h.site, format, 0, 0, h.frame, h.frame});
+        group = expected_groups.end() - 1;
+      }
+      ++group->count;
+      group->bytes += h.bytes;
+      group->oldest_frame = std::min(group->oldest_frame, h.frame);
+      group->newest_frame = std::max(group->newest_frame, h.frame);
+    }
+    std::vector<OutstandingGroup> groups;
+    pool.OutstandingBySite(groups);
+    ASSERT_EQ(groups.size(), expected_groups.size()) << "after frame " << frame;
+    for (const OutstandingGroup& group : groups) {
+      const auto expected = std::ranges::find_if(expected_groups, [&](const OutstandingGroup& g) {
+        return g.site == group.site && g.format == group.format;
+      });
+      ASSERT_NE(expected, expected_groups.end()) << "after frame " << frame;
+      EXPECT_EQ(group.count, expected->count) << "after frame " << frame;
+      EXPECT_EQ(group.bytes, expected->bytes) << "after frame " << frame;
+      EXPECT_EQ(group.oldest_frame, expected->oldest_frame) << "after frame " << frame;
+      EXPECT_EQ(group.newest_frame, expected->newest_frame) << "after frame " << frame;
+    }
+
+    // By stack: one per function, each buffer sampled.
+    std::array<HeldStack, 3> by_origin{};
+    for (const Held& h : held) {
+      HeldStack& stack = by_origin[static_cast<std::size_t>(h.origin)];
+      if (stack.held.count == 0 || h.frame < stack.oldest_frame) stack.oldest_frame = h.frame;
+      stack.held.Add(h.bytes);
+    }
+    std::vector<std::array<std::uint64_t, 3>> expected_stacks;
+    for (const HeldStack& stack : by_origin) {
+      if (stack.held.count != 0) {
+        expected_stacks.push_back({stack.held.bytes, stack.held.count, stack.oldest_frame});
+      }
+    }
+    HeldStacks stacks;
+    pool.OutstandingByStack(8, stacks);
+    std::vector<std::array<std::uint64_t, 3>> actual_stacks;
+    for (const HeldStack& stack : stacks.top) {
+      actual_stacks.push_back({stack.held.bytes, stack.held.count, stack.oldest_frame});
+    }
+    std::ranges::sort(expected_stacks);
+    std::ranges::sort(actual_stacks);
+    EXPECT_EQ(actual_stacks, expected_stacks) << "after frame " << frame;
+    EXPECT_EQ(stacks.unsampled, HeldTally{});
+
+    std::size_t outstanding = 0;
+    pool.ForEachOutstanding([&](const OutstandingBuffer&) { ++outstanding; });
+    EXPECT_EQ(outstanding, held.size());
+    EXPECT_EQ(pool.Stats().outstanding_buffers, held.size());
+  }
+}
+
 TEST(HeldSinceMarkTest, CountsWhatWasAcquiredAfterTheMarkAndIsStillHeld) {
   BufferPool pool({.stack_sampling = 1});
   const Buffer before = pool.Acquire(BufferFormat::kU8, 100, "before");

@@ -269,10 +269,12 @@ class BufferPool {
 
   // Calls fn(const OutstandingBuffer&) for every held buffer, which after EndFrame() are all
   // the buffers outstanding. Site and frame are recorded for held buffers only: frame-scoped
-  // ones cannot outlive their frame. O(held buffers): for diagnosis on request.
+  // ones cannot outlive their frame. O(the most buffers held at once): for diagnosis on request.
   template <typename Fn>
   void ForEachOutstanding(Fn&& fn) const {
-    for (std::uint32_t slot : held_) fn(Describe(slot));
+    for (const HeldRecord& record : held_) {
+      if (record.slot != kNone) fn(Describe(record));
+    }
   }
 
   // Held buffers grouped by (site, format), kept up to date on every Acquire and Release, so
@@ -322,7 +324,8 @@ class BufferPool {
   static constexpr std::uint64_t kNoKey = ~std::uint64_t{0};  // an empty entry of the key table
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};  // a frame that never comes
 
-  // A slot's neighbours in one list of held slots, in allocation order (oldest first).
+  // A held buffer's neighbours in one list of held buffers (by their records' positions in
+  // held_), in allocation order (oldest first).
   struct Links {
     std::uint32_t prev = kNone;
     std::uint32_t next = kNone;
@@ -333,22 +336,30 @@ class BufferPool {
     std::uint32_t newest = kNone;
   };
 
+  // 24 bytes a buffer, pooled or held: what only a held buffer needs is in its HeldRecord.
   struct Slot {
     std::byte* memory = nullptr;
-    std::uint64_t frame = 0;  // frame of the Acquire() that handed it out
-    const char* site = nullptr;
     std::uint32_t key = kNone;
     std::uint32_t generation = 0;
-    std::uint32_t held_index = kNone;  // position in held_ while held
-    // While held: its group, its stack (kNone when not sampled), and its place in the lists of
-    // its group, its stack and all held slots.
-    std::uint32_t group = kNone;
-    std::uint32_t stack = kNone;
-    Links group_links;
-    Links stack_links;
-    Links age_links;
+    std::uint32_t held = kNone;  // its record's position in held_ while held
     SlotState state = SlotState::kEmpty;
   };
+  static_assert(sizeof(Slot) == 24);
+
+  // A held buffer: its slot, where it came from, and its place in the lists of its group, its
+  // stack and all held buffers. A record stays where it is while its buffer is held, so the
+  // lists name records; a released buffer's record (slot kNone) is reused by the next Acquire().
+  struct HeldRecord {
+    std::uint32_t slot = kNone;
+    std::uint32_t group = kNone;
+    std::uint32_t stack = kNone;  // kNone when not sampled
+    Links group_links = {};
+    Links stack_links = {};
+    Links age_links = {};
+    std::uint64_t frame = 0;  // frame of the Acquire() that handed it out
+    const char* site = nullptr;
+  };
+  static_assert(sizeof(HeldRecord) == 56);
 
   struct Group {
     const char* site = nullptr;
@@ -478,16 +489,19 @@ class BufferPool {
   void PointStacks();
   void Trim();
   void DropKey(std::uint32_t key_index);
-  void Append(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
-  void Unlink(Chain& chain, Links Slot::*links, std::uint32_t slot_index);
-  void AttributeHeld(std::uint32_t slot_index);
-  void UnattributeHeld(std::uint32_t slot_index);
+  std::uint64_t HeldBytes(std::uint32_t held) const {
+    return keys_[slots_[held_[held].slot].key].buffer_bytes();
+  }
+  void Append(Chain& chain, Links HeldRecord::*links, std::uint32_t held);
+  void Unlink(Chain& chain, Links HeldRecord::*links, std::uint32_t held);
+  void AttributeHeld(std::uint32_t held);
+  void UnattributeHeld(std::uint32_t held);
   std::uint32_t InternStack(const CallStack& stack, const char* site);
   std::uint32_t NextSampleGap();
   void AgeHeld();
   void SummarizeStacks(std::size_t top, const std::vector<HeldTally>* by_stack,
                        HeldStacks& out) const;
-  OutstandingBuffer Describe(std::uint32_t slot_index) const;
+  OutstandingBuffer Describe(const HeldRecord& record) const;
 
   PoolOptions options_;
   std::vector<TableEntry> table_;
@@ -513,15 +527,16 @@ class BufferPool {
   // (Trim() requeues a key it finds used since).
   detail::TrimQueue trim_queue_;
 
-  std::vector<std::uint32_t> held_;  // slots handed out by Acquire()
+  std::vector<HeldRecord> held_;          // buffers handed out by Acquire(), and free records
+  std::vector<std::uint32_t> free_held_;  // records of released buffers, for reuse
   std::vector<Group> groups_;
   std::unordered_map<GroupKey, std::uint32_t, GroupKeyHash> group_index_;
   std::vector<StackRecord> stacks_;
   std::unordered_map<CallStack, std::uint32_t, CallStackHash> stack_index_;
   std::uint32_t sample_countdown_ = 0;  // Acquire() calls until the next sampled one
   std::uint64_t sample_random_ = 0x9E3779B97F4A7C15ULL;  // xorshift state for the gaps
-  // Ages: all held slots in allocation order; edge i is the oldest slot younger than bound i
-  // (kNone when there is none), so a frame moves each edge past the slots that crossed it.
+  // Ages: all held buffers in allocation order; edge i is the oldest one younger than bound i
+  // (kNone when there is none), so a frame moves each edge past the buffers that crossed it.
   Chain age_chain_;
   std::array<std::uint64_t, kHeldAgeBuckets - 1> age_bounds_ = {60, 3600, 36000, 216000};
   std::array<std::uint32_t, kHeldAgeBuckets - 1> age_edges_ = {kNone, kNone, kNone, kNone};

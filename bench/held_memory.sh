@@ -3,8 +3,9 @@
 # docs/performance.md. For each buffer size, poolwatchd leaks held buffers of that size until
 # its pool's byte cap (`max_bytes`) refuses them; the process's RSS then, less the RSS of the
 # same config with nothing leaking, over the buffers held, is what each buffer costs: its bytes,
-# the allocator's rounding (every buffer is a 64-byte-aligned allocation of its own) and the
-# pool's bookkeeping (its slot, its place in its key's stack, the held lists and attribution).
+# the allocator's rounding (every buffer is an allocation of its own, 48 bytes more to align
+# it) and the pool's bookkeeping (its slot, its place in its key's stack, the held lists and
+# attribution).
 # None of that beyond the buffer's bytes counts against the cap or in poolwatch_pool_*_bytes.
 #   bench/held_memory.sh [--poolwatchd PATH]   (default: the release build, built here)
 # Runs on 127.0.0.1, stops by pid.

@@ -4,6 +4,10 @@
 #include <new>
 #include <utility>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace poolwatch {
 inline namespace POOLWATCH_POOL_NAMESPACE {
 
@@ -11,6 +15,31 @@ namespace {
 constexpr std::size_t kInitialTableSize = 16;
 constexpr int kInitialTableShift = 64 - 4;
 static_assert(std::size_t{1} << (64 - kInitialTableShift) == kInitialTableSize);
+
+// A buffer's memory is an allocation of its bytes and the slack to align them to kAlignment
+// (operator new aligns to 16), not an aligned operator new: glibc makes that from a larger
+// block, and the pieces it frees before and after the buffer go to bins that only allocations
+// of their own small sizes reuse, about 100 bytes a buffer of a few hundred (docs/performance.md).
+constexpr std::size_t kSlack = BufferPool::kAlignment - __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+static_assert(BufferPool::kAlignment % __STDCPP_DEFAULT_NEW_ALIGNMENT__ == 0);
+static_assert(kSlack <= std::numeric_limits<std::uint8_t>::max());
+
+// Sets `memory` to kAlignment-aligned room for `bytes` and returns its offset in the
+// allocation. Under AddressSanitizer the slack is poisoned, so a write past the buffer is
+// reported as it was with a block of the buffer's size.
+std::uint8_t AllocateAligned(std::uint64_t bytes, std::byte*& memory) {
+  auto* block = static_cast<std::byte*>(::operator new(bytes + kSlack));
+  const auto address = reinterpret_cast<std::uintptr_t>(block);
+  const std::size_t offset = -address & (BufferPool::kAlignment - 1);
+  memory = block + offset;
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_POISON_MEMORY_REGION(block, offset);
+  ASAN_POISON_MEMORY_REGION(memory + bytes, kSlack - offset);
+#endif
+  return static_cast<std::uint8_t>(offset);
+}
+
+void FreeAligned(std::byte* memory, std::uint8_t offset) { ::operator delete(memory - offset); }
 }  // namespace
 
 BufferPool::BufferPool(PoolOptions options)
@@ -18,7 +47,7 @@ BufferPool::BufferPool(PoolOptions options)
 
 BufferPool::~BufferPool() {
   for (Slot& slot : slots_) {
-    if (slot.memory != nullptr) ::operator delete (slot.memory, std::align_val_t{kAlignment});
+    if (slot.memory != nullptr) FreeAligned(slot.memory, slot.offset);
   }
 }
 
@@ -596,7 +625,7 @@ std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
     slots_.emplace_back();
   }
   Slot& slot = slots_[slot_index];
-  slot.memory = static_cast<std::byte*>(::operator new (bytes, std::align_val_t{kAlignment}));
+  slot.offset = AllocateAligned(bytes, slot.memory);
   slot.key = key_index;
   slot.state = SlotState::kPooled;
   pooled_bytes_ += bytes;
@@ -606,7 +635,7 @@ std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
 
 void BufferPool::FreeSlotMemory(std::uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
-  ::operator delete (slot.memory, std::align_val_t{kAlignment});
+  FreeAligned(slot.memory, slot.offset);
   slot.memory = nullptr;
   slot.state = SlotState::kEmpty;
   slot.key = kNone;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -24,6 +25,56 @@ TEST(BufferPoolTest, AllocHandsOutAlignedBuffersOfTheRightSize) {
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(buffer.data()) % BufferPool::kAlignment, 0U);
   EXPECT_EQ(buffer.As<float>().size(), 300U);
 }
+
+// Each buffer is aligned within an allocation of its own, wherever the allocator put that: every
+// size from 1 to 300 bytes, and buffers past glibc's mmap threshold, held and frame-scoped, are
+// aligned and writable to their last byte (which AddressSanitizer checks in its build).
+TEST(BufferPoolTest, EveryBufferIsAlignedAndWholeWhateverItsSize) {
+  BufferPool pool;
+  std::vector<Buffer> buffers;
+  for (std::uint32_t count = 1; count <= 300; ++count) {
+    buffers.push_back(pool.Alloc(BufferFormat::kU8, count));
+    buffers.push_back(pool.Acquire(BufferFormat::kU8, count));
+  }
+  buffers.push_back(pool.Alloc(BufferFormat::kRgba8, 512 * 512));
+  buffers.push_back(pool.Acquire(BufferFormat::kF32, 300'001));
+  for (const Buffer& buffer : buffers) {
+    ASSERT_TRUE(buffer);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(buffer.data()) % BufferPool::kAlignment, 0U)
+        << buffer.size_bytes() << " bytes";
+    std::memset(buffer.data(), 0xA5, buffer.size_bytes());
+  }
+  for (const Buffer& buffer : buffers) {
+    EXPECT_EQ(buffer.data()[0], std::byte{0xA5});
+    EXPECT_EQ(buffer.data()[buffer.size_bytes() - 1], std::byte{0xA5});
+  }
+  EXPECT_EQ(pool.AuditBytes().buffers, buffers.size());
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// The slack that aligns a buffer in its allocation is poisoned: AddressSanitizer reports a write
+// just past a buffer (or just before it) as it would past a block of the buffer's own size.
+TEST(BufferPoolDeathTest, AddressSanitizerCatchesAWriteJustOutsideABuffer) {
+  for (std::uint32_t count : {1U, 40U, 64U, 100U, 1000U}) {
+    EXPECT_DEATH(
+        {
+          BufferPool pool;
+          const Buffer buffer = pool.Alloc(BufferFormat::kU8, count);
+          static_cast<volatile std::byte*>(buffer.data())[count] = std::byte{1};
+        },
+        "AddressSanitizer")
+        << count << " bytes, the byte after";
+    EXPECT_DEATH(
+        {
+          BufferPool pool;
+          const Buffer buffer = pool.Acquire(BufferFormat::kU8, count);
+          static_cast<volatile std::byte*>(buffer.data())[-1] = std::byte{1};
+        },
+        "AddressSanitizer")
+        << count << " bytes, the byte before";
+  }
+}
+#endif
 
 TEST(BufferPoolTest, CountersIncrementPerAllocation) {
   BufferPool pool;

@@ -62,7 +62,7 @@ class Buffer {
 struct PoolOptions {
   // Upper bound on pooled bytes (free + in use); 0 means no cap. An allocation that would need
   // new memory beyond it is refused and counted in allocation_failures_total. The buffers'
-  // bytes only: each held buffer also takes 150-260 bytes of allocator rounding and bookkeeping
+  // bytes only: each held buffer also takes 140-210 bytes of allocator rounding and bookkeeping
   // (docs/performance.md), which matters for buffers of a few bytes.
   std::uint64_t max_bytes = 0;
   // Free buffers of a key not used for this many frames are freed at EndFrame(); a key left
@@ -343,6 +343,7 @@ class BufferPool {
     std::uint32_t generation = 0;
     std::uint32_t held = kNone;  // its record's position in held_ while held
     SlotState state = SlotState::kEmpty;
+    std::uint8_t offset = 0;  // of memory in its allocation, which begins before it to align it
   };
   static_assert(sizeof(Slot) == 24);
 

@@ -19,7 +19,8 @@ static_assert(std::size_t{1} << (64 - kInitialTableShift) == kInitialTableSize);
 // A buffer's memory is an allocation of its bytes and the slack to align them to kAlignment
 // (operator new aligns to 16), not an aligned operator new: glibc makes that from a larger
 // block, and the pieces it frees before and after the buffer go to bins that only allocations
-// of their own small sizes reuse, about 100 bytes a buffer of a few hundred (docs/performance.md).
+// of their own small sizes reuse: 64-100 bytes more than this a buffer of a few hundred bytes
+// (docs/performance.md).
 constexpr std::size_t kSlack = BufferPool::kAlignment - __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 static_assert(BufferPool::kAlignment % __STDCPP_DEFAULT_NEW_ALIGNMENT__ == 0);
 static_assert(kSlack <= std::numeric_limits<std::uint8_t>::max());

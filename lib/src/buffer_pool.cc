@@ -25,19 +25,22 @@ constexpr std::size_t kSlack = BufferPool::kAlignment - __STDCPP_DEFAULT_NEW_ALI
 static_assert(BufferPool::kAlignment % __STDCPP_DEFAULT_NEW_ALIGNMENT__ == 0);
 static_assert(kSlack <= std::numeric_limits<std::uint8_t>::max());
 
-// Sets `memory` to kAlignment-aligned room for `bytes` and returns its offset in the
-// allocation. Under AddressSanitizer the slack is poisoned, so a write past the buffer is
-// reported as it was with a block of the buffer's size.
-std::uint8_t AllocateAligned(std::uint64_t bytes, std::byte*& memory) {
+struct AlignedMemory {
+  std::byte* memory;
+  std::uint8_t offset;  // of memory in its allocation
+};
+
+// kAlignment-aligned room for `bytes`. Under AddressSanitizer the slack is poisoned, so a write
+// past the buffer is reported as it was with a block of the buffer's size.
+AlignedMemory AllocateAligned(std::uint64_t bytes) {
   auto* block = static_cast<std::byte*>(::operator new(bytes + kSlack));
   const auto address = reinterpret_cast<std::uintptr_t>(block);
   const std::size_t offset = -address & (BufferPool::kAlignment - 1);
-  memory = block + offset;
 #if defined(__SANITIZE_ADDRESS__)
   ASAN_POISON_MEMORY_REGION(block, offset);
-  ASAN_POISON_MEMORY_REGION(memory + bytes, kSlack - offset);
+  ASAN_POISON_MEMORY_REGION(block + offset + bytes, kSlack - offset);
 #endif
-  return static_cast<std::uint8_t>(offset);
+  return {block + offset, static_cast<std::uint8_t>(offset)};
 }
 
 void FreeAligned(std::byte* memory, std::uint8_t offset) { ::operator delete(memory - offset); }
@@ -626,7 +629,9 @@ std::uint32_t BufferPool::NewBuffer(std::uint32_t key_index) {
     slots_.emplace_back();
   }
   Slot& slot = slots_[slot_index];
-  slot.offset = AllocateAligned(bytes, slot.memory);
+  const AlignedMemory aligned = AllocateAligned(bytes);
+  slot.memory = aligned.memory;
+  slot.offset = aligned.offset;
   slot.key = key_index;
   slot.state = SlotState::kPooled;
   pooled_bytes_ += bytes;

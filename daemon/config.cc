@@ -29,7 +29,10 @@ std::string Describe(const json& value) {
     return text;
   }
   std::string text = value.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  if (text.size() > 40) {
+    text.resize(37);
+    text += "...";
+  }
   return text;
 }
 

@@ -1,6 +1,7 @@
 #include "debug_views.h"
 
 #include <algorithm>
+#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -214,7 +215,7 @@ std::vector<Frame> Symbolize(const CallStack& stack) {
 
 std::string Hex(std::uintptr_t address) {
   char text[24];
-  std::snprintf(text, sizeof text, "0x%zx", address);
+  std::snprintf(text, sizeof text, "0x%" PRIxPTR, address);
   return text;
 }
 

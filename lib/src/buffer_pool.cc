@@ -105,12 +105,13 @@ void BufferPool::GrowStack(std::uint32_t key_index) {
   keys_[key_index].stack = entries_.data() + info.first;
 }
 
-// Resizes entries_, and points the keys' stacks into it again if it moved. (The comparison is
-// made across one resize, while the old array still exists, so a move always shows.)
+// Resizes entries_, and points the keys' stacks into it again if it moved: a resize moves the
+// array exactly when it grows the capacity. (Comparing data() before and after would read a
+// pointer to the freed array.)
 void BufferPool::ResizeEntries(std::size_t size) {
-  const StackEntry* const before = entries_.data();
+  const std::size_t capacity = entries_.capacity();
   entries_.resize(size);
-  if (entries_.data() != before) PointStacks();
+  if (entries_.capacity() != capacity) PointStacks();
 }
 
 // Moves every active key's stack to the front of entries_, in key order, leaving no waste.

@@ -584,7 +584,7 @@ void BufferPool::TableInsert(std::uint64_t packed, std::uint32_t index) {
 }
 
 void BufferPool::TablePlace(const TableEntry& entry) {
-  const std::size_t mask = table_.size() - 1;
+  const std::size_t mask = TableMask();
   std::size_t i = Home(entry.packed);
   while (table_[i].packed != kNoKey) i = (i + 1) & mask;
   table_[i] = entry;
@@ -593,7 +593,7 @@ void BufferPool::TablePlace(const TableEntry& entry) {
 // Removes a key and shifts back the entries after it that probed past its place, so that every
 // key stays reachable from its home without tombstones.
 void BufferPool::TableErase(std::uint64_t packed) {
-  const std::size_t mask = table_.size() - 1;
+  const std::size_t mask = TableMask();
   std::size_t hole = Home(packed);
   while (table_[hole].packed != packed) hole = (hole + 1) & mask;
   for (std::size_t next = (hole + 1) & mask; table_[next].packed != kNoKey;

@@ -455,11 +455,16 @@ class BufferPool {
   std::size_t Home(std::uint64_t packed) const {
     return static_cast<std::size_t>((packed * 0x9E3779B97F4A7C15ULL) >> table_shift_);
   }
+  // The table has 2^(64 - table_shift_) entries: the mask comes from the shift Home() loads.
+  std::size_t TableMask() const { return ~std::size_t{0} >> table_shift_; }
   [[gnu::always_inline]] std::uint32_t FindKey(std::uint64_t packed) const {
-    const std::size_t mask = table_.size() - 1;
+    const std::size_t mask = TableMask();
     for (std::size_t i = Home(packed);; i = (i + 1) & mask) {
       const TableEntry& entry = table_[i];
-      if (entry.packed == packed) return entry.index;
+      if (entry.packed == packed) {
+        if (entry.index == kNone) __builtin_unreachable();  // a key's entry has its index
+        return entry.index;
+      }
       if (entry.packed == kNoKey) return kNone;
     }
   }

@@ -225,18 +225,20 @@ class BufferPool {
   [[gnu::always_inline]] Buffer Alloc(BufferFormat format, std::uint32_t count,
                                       [[maybe_unused]] const char* site = nullptr) {
     const std::uint32_t index = FindKey(PackKey(format, count));
-    if (index != kNone) {
+    if (index != kNone) [[likely]] {
       Key& key = keys_[index];
-      if (key.last_used_frame != frame_) {  // first use this frame: all its buffers are back
-        key.last_used_frame = frame_;
-        key.cursor = 0;
-      }
-      if (key.cursor < key.size) {
+      // On the key's first use this frame, all its buffers are back: the cursor restarts.
+      const std::uint64_t frame = frame_;
+      const std::uint32_t cursor = key.last_used_frame == frame ? key.cursor : 0;
+      key.last_used_frame = frame;
+      if (cursor < key.size) [[likely]] {
+        key.cursor = cursor + 1;
         if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
-        const StackEntry& entry = key.stack[key.cursor++];
+        const StackEntry& entry = key.stack[cursor];
         return {entry.memory, key.buffer_bytes(), format, count,
                 BufferId{entry.slot, entry.generation}};
       }
+      key.cursor = cursor;
     }
     return AllocSlow(format, count);
   }
@@ -458,15 +460,20 @@ class BufferPool {
   // The table has 2^(64 - table_shift_) entries: the mask comes from the shift Home() loads.
   std::size_t TableMask() const { return ~std::size_t{0} >> table_shift_; }
   [[gnu::always_inline]] std::uint32_t FindKey(std::uint64_t packed) const {
+    std::size_t i = Home(packed);
+    // Most keys are at home (the table is at most half full): that probe is the straight path.
+    if (table_[i].packed == packed) [[likely]]
+      return KnownIndex(table_[i]);
     const std::size_t mask = TableMask();
-    for (std::size_t i = Home(packed);; i = (i + 1) & mask) {
-      const TableEntry& entry = table_[i];
-      if (entry.packed == packed) {
-        if (entry.index == kNone) __builtin_unreachable();  // a key's entry has its index
-        return entry.index;
-      }
-      if (entry.packed == kNoKey) return kNone;
+    while (table_[i].packed != kNoKey) {
+      i = (i + 1) & mask;
+      if (table_[i].packed == packed) return KnownIndex(table_[i]);
     }
+    return kNone;
+  }
+  static std::uint32_t KnownIndex(const TableEntry& entry) {
+    if (entry.index == kNone) __builtin_unreachable();  // a key's entry has its index
+    return entry.index;
   }
 
   // The frame from which the trim queue's head has been idle long enough for Trim() to look

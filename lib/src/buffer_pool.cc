@@ -83,6 +83,7 @@ std::uint32_t BufferPool::ResetIfStale(std::uint32_t key_index) {
 void BufferPool::PushEntry(std::uint32_t key_index, const StackEntry& entry) {
   if (keys_[key_index].size == key_info_[key_index].capacity) GrowStack(key_index);
   Key& key = keys_[key_index];
+  if (key.size == 0) key.bottom = entry;
   key.stack[key.size++] = entry;
 }
 

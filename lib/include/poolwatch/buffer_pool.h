@@ -234,7 +234,7 @@ class BufferPool {
       if (cursor < key.size) [[likely]] {
         key.cursor = cursor + 1;
         if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
-        const StackEntry& entry = key.stack[cursor];
+        const StackEntry& entry = cursor == 0 ? key.bottom : key.stack[cursor];
         return {entry.memory, key.buffer_bytes(), format, count,
                 BufferId{entry.slot, entry.generation}};
       }
@@ -412,9 +412,11 @@ class BufferPool {
     std::uint32_t generation;
   };
 
-  // What the frame-scoped path reads of a key, 32 bytes: two keys to a cache line, so that a
-  // frame of many keys reads few lines (KeyInfo holds the rest).
-  struct alignas(32) Key {
+  // What the frame-scoped path reads of a key, one cache line (KeyInfo holds the rest): the
+  // frame's first Alloc() of a key reads nothing else but its table entry, since the stack's
+  // bottom entry is kept here too. A frame of many keys, one buffer each, reads two lines a key
+  // where a key of 32 bytes and its stack elsewhere took three hops.
+  struct alignas(64) Key {
     std::uint32_t cursor = 0;  // stack[0, cursor) went out through Alloc() in last_used_frame
     // The key's pooled buffers, its stack: stack[0, size), in entries_ (KeyInfo says where;
     // PointStacks() renews the pointer when entries_ moves). stack[0, cursor) are
@@ -427,10 +429,13 @@ class BufferPool {
     // key adds to frame_scoped_, ready to add (no constant to load on the fast path).
     std::uint64_t scoped_step = 0;
     std::uint64_t last_used_frame = 0;
+    // stack[0] while size != 0, copied here by PushEntry(), the only writer of a stack: the
+    // frame's first Alloc() of the key reads its buffer from the key's own line.
+    StackEntry bottom = {};
 
     std::uint64_t buffer_bytes() const { return scoped_step >> kScopedBytesShift; }
   };
-  static_assert(sizeof(Key) == 32);
+  static_assert(sizeof(Key) == 64);
 
   // The rest of a key, in key_info_ at the key's index.
   struct KeyInfo {

@@ -229,12 +229,13 @@ class BufferPool {
       Key& key = keys_[index];
       // On the key's first use this frame, all its buffers are back: the cursor restarts.
       const std::uint64_t frame = frame_;
-      const std::uint32_t cursor = key.last_used_frame == frame ? key.cursor : 0;
+      const bool first_use = key.last_used_frame != frame;
+      const std::uint32_t cursor = first_use ? 0 : key.cursor;
       key.last_used_frame = frame;
       if (cursor < key.size) [[likely]] {
         key.cursor = cursor + 1;
         if constexpr (kPoolInstrumented) frame_scoped_ += key.scoped_step;
-        const StackEntry& entry = cursor == 0 ? key.bottom : key.stack[cursor];
+        const StackEntry& entry = first_use ? key.bottom : key.stack[cursor];
         return {entry.memory, key.buffer_bytes(), format, count,
                 BufferId{entry.slot, entry.generation}};
       }

@@ -413,10 +413,10 @@ class BufferPool {
     std::uint32_t generation;
   };
 
-  // What the frame-scoped path reads of a key, one cache line (KeyInfo holds the rest): the
-  // frame's first Alloc() of a key reads nothing else but its table entry, since the stack's
-  // bottom entry is kept here too. A frame of many keys, one buffer each, reads two lines a key
-  // where a key of 32 bytes and its stack elsewhere took three hops.
+  // What the frame-scoped path reads of a key, one cache line (KeyInfo holds the rest). The
+  // stack's bottom entry is kept here too, so the frame's first Alloc() of a key waits on two
+  // loads, its table entry and this line, not three (the stack's entry after them): a frame of
+  // many keys with a buffer each is mostly such first uses.
   struct alignas(64) Key {
     std::uint32_t cursor = 0;  // stack[0, cursor) went out through Alloc() in last_used_frame
     // The key's pooled buffers, its stack: stack[0, size), in entries_ (KeyInfo says where;
